@@ -1,0 +1,95 @@
+"""The uncompressed base model every trial starts from.
+
+It is trained once with a recorded recipe and cached under a hash of that recipe, or
+loaded from a user's checkpoint with `torch.load(..., weights_only=True)` (no pickle
+code runs). Each trial copies it, so the base itself never changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from search.config import StudyConfig
+from search.data import Splits, make_loader
+from search.errors import BadInput
+from search.finetune import train_base
+from search.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Where trained base models are kept: $AER_SEARCH_CACHE or ~/.cache/aer-search."""
+    return Path(os.environ.get("AER_SEARCH_CACHE", Path.home() / ".cache" / "aer-search"))
+
+
+def base_recipe(config: StudyConfig) -> dict[str, Any]:
+    """Everything that determines the trained base weights."""
+    return {
+        "data": {k: v for k, v in vars(config.data).items() if k != "root"},
+        "model": config.model.name,
+        "epochs": config.model.base_epochs,
+        "lr": config.model.base_lr,
+        "seed": config.seed,
+    }
+
+
+def recipe_hash(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
+    """Load a state dict safely; any failure is bad input naming the checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BadInput(
+            f"config field 'model.checkpoint': cannot read {path!r} as a torch state dict "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BadInput(f"config field 'model.checkpoint': {path!r} holds a "
+                       f"{type(state).__name__}, not a state dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise BadInput(
+            f"config field 'model.checkpoint': {path!r} does not fit model "
+            f"'{type(model).__name__}' ({' '.join(first[:2])[:200]})"
+        ) from exc
+    return model
+
+
+def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device) -> nn.Module:
+    """The base model in eval mode: from the checkpoint, the cache, or trained now."""
+    model = build_model(config.model.name, splits.info)
+    if config.model.checkpoint:
+        return load_checkpoint(model, config.model.checkpoint).to(device).eval()
+    recipe = base_recipe(config)
+    path = cache_dir() / f"base-{recipe_hash(recipe)}.pt"
+    if path.is_file():
+        log.info("base model: loaded from cache %s", path)
+        return load_checkpoint(model, str(path)).to(device).eval()
+    log.info("base model: training %s for %d epochs (cached afterwards at %s)",
+             config.model.name, config.model.base_epochs, path)
+    torch.manual_seed(config.seed)
+    model.to(device)
+    loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed)
+    train_base(model, loader, config.model.base_epochs, config.model.base_lr, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(recipe, indent=2))
+    return model.eval()

@@ -1,0 +1,349 @@
+"""The study configuration: one typed, validated object built from YAML, a dict or defaults.
+
+Everything that decides what a trial's numbers mean (data split, threat model, latency
+settings, search space) lives here, is stored with the study, and is checked before
+anything is written, so bad input fails fast with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from search.errors import BadInput, close_matches
+
+ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 32)
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class DataConfig:
+    """Which data set, where it lives, and how it is split."""
+
+    name: str = "digits"  # digits | mnist | fashion-mnist | cifar10
+    root: str | None = None  # local root for torchvision data sets
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        from search.data import DATASETS
+
+        if self.name not in DATASETS:
+            raise BadInput(
+                f"config field 'data.name': unknown data set {self.name!r}; allowed: "
+                f"{', '.join(sorted(DATASETS))}{close_matches(self.name, DATASETS)}"
+            )
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            if not 0 < value < 0.5:
+                raise BadInput(f"config field 'data.{key}' must be in (0, 0.5), got {value}")
+        _positive("data.batch_size", self.batch_size)
+
+
+@dataclass
+class ModelConfig:
+    """The base model: a zoo name or `pkg.module:factory`, trained once or loaded."""
+
+    name: str = "digits-cnn"
+    checkpoint: str | None = None  # a state dict saved with torch.save
+    base_epochs: int = 20
+    base_lr: float = 0.003
+
+    def validate(self) -> None:
+        from search.models import check_model_name
+
+        check_model_name(self.name)
+        _positive("model.base_epochs", self.base_epochs, allow_zero=True)
+        _positive("model.base_lr", self.base_lr)
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise BadInput(
+                f"config field 'model.checkpoint': no such file {self.checkpoint!r}"
+            )
+
+
+@dataclass
+class SpaceConfig:
+    """Ranges of the searched knobs and how finely they are split over layers."""
+
+    granularity: str = "layer"  # layer | group | global
+    groups: dict[str, str] = field(default_factory=dict)  # group name -> fnmatch pattern
+    sparsity: list[float] = field(default_factory=lambda: [0.0, 0.75])
+    sparsity_step: float = 0.05
+    bits: list[int] = field(default_factory=lambda: list(ALLOWED_BITS))
+    epsilon: list[float] = field(default_factory=lambda: [0.0, 0.2])
+    epsilon_step: float = 0.02
+    epochs: list[int] = field(default_factory=lambda: [0, 3])
+
+    def validate(self) -> None:
+        allowed = ("layer", "group", "global")
+        if self.granularity not in allowed:
+            raise BadInput(
+                f"config field 'space.granularity' must be one of {', '.join(allowed)}, "
+                f"got {self.granularity!r}{close_matches(self.granularity, allowed)}"
+            )
+        if self.granularity == "group" and not self.groups:
+            raise BadInput("config field 'space.groups' must name at least one group "
+                           "(name: layer-name pattern) when granularity is 'group'")
+        low, high = _range("space.sparsity", self.sparsity)
+        if low < 0 or high >= 1:
+            raise BadInput(
+                f"config field 'space.sparsity' must lie in [0, 1) (1 would remove every "
+                f"channel), got {self.sparsity}"
+            )
+        _positive("space.sparsity_step", self.sparsity_step)
+        if not self.bits:
+            raise BadInput(f"config field 'space.bits' must list some of {list(ALLOWED_BITS)}")
+        for bits in self.bits:
+            if bits not in ALLOWED_BITS:
+                raise BadInput(
+                    f"config field 'space.bits' allows only {list(ALLOWED_BITS)}, got {bits}"
+                )
+        low, high = _range("space.epsilon", self.epsilon)
+        if low < 0 or high > 1:
+            raise BadInput(
+                f"config field 'space.epsilon' must lie in [0, 1] (L-inf, pixels in [0, 1]), "
+                f"got {self.epsilon}"
+            )
+        _positive("space.epsilon_step", self.epsilon_step)
+        low, high = _range("space.epochs", self.epochs)
+        if low < 0:
+            raise BadInput(f"config field 'space.epochs' must be >= 0, got {self.epochs}")
+
+
+@dataclass
+class FinetuneConfig:
+    """How a trial fine-tunes: the training attack and the optimiser."""
+
+    attack: str = "pgd"  # pgd | fgsm (FGSM with random start, "fast adversarial training")
+    steps: int = 3  # PGD steps while fine-tuning; the step size is 2.5 * epsilon / steps
+    lr: float = 0.001
+
+    def validate(self) -> None:
+        _choice("finetune.attack", self.attack, ("pgd", "fgsm"))
+        _positive("finetune.steps", self.steps)
+        _positive("finetune.lr", self.lr)
+
+
+@dataclass
+class EvaluationConfig:
+    """The ONE threat model every trial of a study is scored under (never a trial's own)."""
+
+    attack: str = "pgd"
+    norm: str = "linf"
+    epsilon: float = 0.1
+    steps: int = 10
+    step_size: float = 0.025
+    restarts: int = 1
+
+    def validate(self) -> None:
+        _choice("evaluation.attack", self.attack, ("pgd",))
+        _choice("evaluation.norm", self.norm, ("linf",))
+        if not 0 < self.epsilon <= 1:
+            raise BadInput(
+                f"config field 'evaluation.epsilon' must be in (0, 1] (pixels in [0, 1]), "
+                f"got {self.epsilon}"
+            )
+        _positive("evaluation.steps", self.steps)
+        _positive("evaluation.step_size", self.step_size)
+        _positive("evaluation.restarts", self.restarts)
+
+
+@dataclass
+class LatencyConfig:
+    """How latency is timed; fixed per study so trials are comparable."""
+
+    batch_size: int = 1
+    threads: int = 1
+    warmup: int = 10
+    repeats: int = 50
+
+    def validate(self) -> None:
+        for key in ("batch_size", "threads", "repeats"):
+            _positive(f"latency.{key}", getattr(self, key))
+        _positive("latency.warmup", self.warmup, allow_zero=True)
+
+
+@dataclass
+class StudyConfig:
+    """A whole study. `search run` with no arguments uses these defaults (digits)."""
+
+    study: str = "aer-digits"
+    storage: str | None = None  # SQLAlchemy URL or journal:PATH; default sqlite:///aer-search.db
+    trials: int = 30
+    timeout: float | None = None
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    sampler: str = "tpe"  # tpe | nsga2 | random
+    objectives: list[str] = field(
+        default_factory=lambda: ["robust_accuracy", "latency_ms", "size_bytes"]
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+
+    def validate(self) -> StudyConfig:
+        """Check every field; raise BadInput naming the first bad one. Returns self."""
+        if not self.study or not self.study.replace("-", "").replace("_", "").isalnum():
+            raise BadInput(
+                f"config field 'study' must be letters, digits, '-' or '_', got {self.study!r}"
+            )
+        _positive("trials", self.trials)
+        if self.timeout is not None:
+            _positive("timeout", self.timeout)
+        _check_device(self.device)
+        _choice("sampler", self.sampler, ("tpe", "nsga2", "random"))
+        from objectives import get_objective
+
+        if not self.objectives:
+            raise BadInput("config field 'objectives' must name at least one objective")
+        for name in self.objectives:
+            get_objective(name)
+        if len(set(self.objectives)) != len(self.objectives):
+            raise BadInput(f"config field 'objectives' names one twice: {self.objectives}")
+        for section in (self.data, self.model, self.space, self.finetune, self.evaluation,
+                        self.latency):
+            section.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(
+    path: str | Path | None = None, preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> StudyConfig:
+    """Build a validated config from a YAML file or a preset, then apply overrides.
+
+    `overrides` maps dotted field names (`model.checkpoint`) to values; None values are
+    skipped, so CLI flags that were not given change nothing.
+    """
+    if path is not None and preset is not None:
+        raise BadInput("give a CONFIG file or --preset, not both")
+    raw: dict[str, Any] = {}
+    if preset is not None:
+        available = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        if preset not in available:
+            raise BadInput(
+                f"--preset: unknown preset {preset!r}; allowed: {', '.join(available)}"
+                f"{close_matches(preset, available)}"
+            )
+        path = PRESETS_DIR / f"{preset}.yaml"
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> StudyConfig:
+    """Convert and validate a plain mapping (from YAML, JSON or storage)."""
+    config = _build(StudyConfig, raw, "")
+    return config.validate()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadInput(f"CONFIG: no such file {str(path)!r}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BadInput(f"CONFIG {str(path)!r} is not valid YAML: {_one_line(exc)}") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput(f"CONFIG {str(path)!r} must be a mapping of fields, got {type(raw).__name__}")
+    return raw
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Turn a mapping into dataclass `cls`, rejecting unknown keys and wrong types."""
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise BadInput(f"config field '{where}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise BadInput(
+                f"unknown config field '{prefix}{key}'; allowed here: {', '.join(names)}"
+                f"{close_matches(str(key), names)}"
+            )
+        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, name + ".")
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _convert(args[0], value, name)
+    if origin is list:
+        if not isinstance(value, list):
+            raise BadInput(f"config field '{name}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v, name) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise BadInput(f"config field '{name}' must be a mapping, got {value!r}")
+        return {str(k): _convert(str, v, f"{name}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    raise BadInput(f"config field '{name}' must be {hint.__name__}, got {value!r}")
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise BadInput(f"config field '{name}' must be {bound}, got {value}")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise BadInput(
+            f"config field '{name}' must be one of {', '.join(allowed)}, got {value!r}"
+            f"{close_matches(value, allowed)}"
+        )
+
+
+def _range(name: str, pair: list[Any]) -> tuple[float, float]:
+    if len(pair) != 2 or pair[0] > pair[1]:
+        raise BadInput(f"config field '{name}' must be [low, high] with low <= high, got {pair}")
+    return pair[0], pair[1]
+
+
+def _check_device(device: str) -> None:
+    head, _, index = device.partition(":")
+    if head not in ("auto", "cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise BadInput(
+            f"config field 'device' must be auto, cpu, cuda, cuda:N or mps, got {device!r}"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,32 @@
+"""What an objective sees of a finished trial."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from search.config import StudyConfig
+
+
+@dataclass
+class TrialContext:
+    """A compressed, fine-tuned model and everything needed to score it.
+
+    `model` is the differentiable view (fake-quant parametrizations in place) in eval
+    mode on `device`; `val_loader` holds the validation split the search scores on;
+    `input_shape` is one input's (C, H, W). Objectives may leave side facts in
+    `notes` (for example the latency spread); they are stored with the trial.
+    """
+
+    model: nn.Module
+    params: dict[str, Any]
+    config: StudyConfig
+    device: torch.device
+    val_loader: DataLoader
+    input_shape: tuple[int, ...]
+    seed: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)

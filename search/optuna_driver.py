@@ -1,0 +1,217 @@
+"""The local backend: an Optuna study runs the trial function.
+
+Budgets are totals of the study (finished trials, whoever ran them), so re-running the
+same command resumes where it stopped, and several processes on one storage share one
+budget. Each finished trial stores its params, every metric, its timings, its failure
+reason if it failed, and its packed weights as an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import upload_artifact
+from optuna.trial import TrialState
+
+from objectives import get_objective
+from search.config import StudyConfig
+from search.errors import BadInput
+from search.packing import save_packed
+from search.pruning import layer_widths
+from search.trial import StudySetup, TrialOutcome, run_trial
+from spaces import Param
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+# Config fields that may change between runs of one study; all others fix what its
+# numbers mean (data, model, space, threat model, latency settings, objectives).
+RESUMABLE_FIELDS = {"study", "storage", "artifacts", "trials", "timeout", "device", "sampler"}
+
+
+def directions(config: StudyConfig) -> list[str]:
+    return [get_objective(name).direction for name in config.objectives]
+
+
+def make_sampler(config: StudyConfig, already_done: int) -> optuna.samplers.BaseSampler:
+    """A seeded multi-objective sampler sized to the budget.
+
+    The seed is offset by the trials already done, so a resumed study does not replay
+    the random draws of its first run.
+    """
+    seed = config.seed + already_done
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "nsga2":
+        population = max(4, config.trials // 5)
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    startup = min(10, max(4, config.trials // 3))
+    return optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, seed=seed)
+
+
+def suggest(trial: optuna.Trial, param: Param) -> Any:
+    if param.kind == "categorical":
+        return trial.suggest_categorical(param.name, list(param.choices))
+    if param.kind == "int":
+        return trial.suggest_int(param.name, int(param.low), int(param.high))
+    return trial.suggest_float(param.name, param.low, param.high, step=param.step)
+
+
+def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
+               create: bool = True) -> optuna.Study:
+    """Create the study, or load it after checking it was made with a compatible config."""
+    names = optuna.get_all_study_names(storage)
+    if config.study not in names:
+        if not create:
+            raise BadInput(f"--study: no study {config.study!r} in this storage; "
+                           f"existing: {', '.join(names) or 'none'}")
+        study = optuna.create_study(study_name=config.study, storage=storage,
+                                    directions=directions(config))
+        study.set_metric_names(list(config.objectives))
+        study.set_user_attr("config", config.to_dict())
+        return study
+    study = optuna.load_study(study_name=config.study, storage=storage)
+    check_compatible(study.user_attrs.get("config", {}), config.to_dict(), config.study)
+    return study
+
+
+def check_compatible(stored: dict[str, Any], given: dict[str, Any], study: str) -> None:
+    """Refuse to mix trials scored under different rules in one study."""
+    for key in sorted(set(stored) | set(given)):
+        if key in RESUMABLE_FIELDS:
+            continue
+        if stored.get(key) != given.get(key):
+            raise BadInput(
+                f"config field '{key}' differs from the one study {study!r} was created with "
+                f"(stored {json.dumps(stored.get(key))}, given {json.dumps(given.get(key))}); "
+                f"use another --study name"
+            )
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+class Progress:
+    """Logs one line per finished trial: count, outcome, front size, time left."""
+
+    def __init__(self, total: int, done_before: int, objectives: list[str]) -> None:
+        self.total = total
+        self.done_before = done_before
+        self.objectives = objectives
+        self.start = time.monotonic()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done = finished_count(study)
+        ran = max(done - self.done_before, 1)
+        elapsed = time.monotonic() - self.start
+        left = elapsed / ran * max(self.total - done, 0)
+        if trial.state == TrialState.COMPLETE:
+            values = "  ".join(f"{n}={_short(v)}" for n, v in zip(self.objectives,
+                                                                  trial.values, strict=True))
+        else:
+            values = f"{trial.state.name}: {trial.user_attrs.get('fail_reason', '')}"
+        best = _best_line(study, self.objectives)
+        log.info("[%d/%d] trial %d %s | %s | elapsed %s, left ~%s", done, self.total,
+                 trial.number, values, best, _clock(elapsed), _clock(left))
+
+
+class BudgetCallback:
+    """Stops this process once the study as a whole has finished `total` trials."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if finished_count(study) >= self.total:
+            study.stop()
+
+
+def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore):
+    """The Optuna objective: sample params, run the trial, store everything it produced."""
+    space = setup.space()
+    objectives = setup.config.objectives
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        params = {param.name: suggest(trial, param) for param in space}
+        try:
+            outcome = run_trial(setup, params, trial.number)
+            clock = time.perf_counter()
+            record(trial, setup, outcome, artifacts)
+            outcome.seconds["store"] = time.perf_counter() - clock
+            trial.set_user_attr("seconds", outcome.seconds)
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
+        return [outcome.metrics[name] for name in objectives]
+
+    return objective
+
+
+def record(trial: optuna.Trial, setup: StudySetup, outcome: TrialOutcome,
+           artifacts: optuna.artifacts.FileSystemArtifactStore) -> None:
+    """Store metrics, notes and the packed weights of a finished trial."""
+    trial.set_user_attr("metrics", outcome.metrics)
+    trial.set_user_attr("notes", outcome.notes)
+    trial.set_user_attr("widths", layer_widths(outcome.model))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_packed(outcome.model, path, weights_metadata(setup))
+        artifact_id = upload_artifact(artifact_store=artifacts, file_path=str(path),
+                                      study_or_trial=trial)
+    trial.set_user_attr("weights_artifact", artifact_id)
+
+
+def weights_metadata(setup: StudySetup) -> dict[str, str]:
+    """What `load_model` needs besides the tensors: the factory and its input facts."""
+    info = setup.splits.info
+    return {"model": setup.config.model.name, "data_info": json.dumps(vars(info))}
+
+
+def run_study(config: StudyConfig, setup: StudySetup, study: optuna.Study,
+              artifacts: optuna.artifacts.FileSystemArtifactStore) -> optuna.Study:
+    """Run trials until the study has `config.trials` finished ones (or the timeout)."""
+    done = finished_count(study)
+    remaining = config.trials - done
+    if remaining <= 0:
+        log.info("study %r already has %d finished trials (budget %d): nothing to run",
+                 config.study, done, config.trials)
+        return study
+    log.info("study %r: %d trials done, running %d more", config.study, done, remaining)
+    study.sampler = make_sampler(config, done)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(
+        make_objective(setup, artifacts),
+        n_trials=remaining,
+        timeout=config.timeout,
+        catch=(Exception,),
+        callbacks=[Progress(config.trials, done, config.objectives),
+                   BudgetCallback(config.trials)],
+        gc_after_trial=False,
+    )
+    return study
+
+
+def _best_line(study: optuna.Study, objectives: list[str]) -> str:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return "front: empty"
+    first = objectives[0]
+    pick = max if get_objective(first).direction == "maximize" else min
+    best = pick(t.values[0] for t in complete)
+    return f"front {len(study.best_trials)}, best {first}={_short(best)}"
+
+
+def _short(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"

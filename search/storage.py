@@ -1,0 +1,90 @@
+"""Where studies live: Optuna storages from a URL, checked before anything is written.
+
+`sqlite:///FILE` (the default, `sqlite:///aer-search.db` in the working directory), any
+other SQLAlchemy URL (PostgreSQL for many workers on many machines), or `journal:FILE`
+for Optuna's append-only journal file. Each trial's packed weights go to an Optuna
+artifact store beside the storage, so `search pareto --export` exports exactly the
+weights that were scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+from search.errors import BadInput
+
+DEFAULT_STORAGE = "sqlite:///aer-search.db"
+JOURNAL = "journal:"
+ALLOWED = "sqlite:///FILE, postgresql://USER@HOST/DB (any SQLAlchemy URL) or journal:FILE"
+HEARTBEAT_SECONDS = 30
+
+
+def _journal_path(url: str) -> Path:
+    return Path(url[len(JOURNAL):].removeprefix("//"))
+
+
+def check_storage_url(url: str) -> None:
+    """Raise BadInput if `url` cannot serve as a storage; writes nothing."""
+    if url.startswith(JOURNAL):
+        path = _journal_path(url)
+        if not path.name or not path.parent.resolve().is_dir():
+            raise BadInput(f"--storage: no directory for journal file {str(path)!r}; "
+                           f"allowed: {ALLOWED}")
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise BadInput(f"--storage: {url!r} is not a storage URL ({exc}); "
+                       f"allowed: {ALLOWED}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            raise BadInput(f"--storage: {url!r} names no file; allowed: {ALLOWED}")
+        if not Path(database).resolve().parent.is_dir():
+            raise BadInput(f"--storage: directory of {database!r} does not exist")
+        return
+    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() in (
+        "postgresql", "mysql") else {}
+    try:
+        engine = create_engine(parsed, connect_args=connect_args)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise BadInput(f"--storage: cannot connect to {parsed.render_as_string()!r} "
+                       f"({first})") from exc
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna storage for a checked URL; stale trials of killed workers get failed."""
+    if url.startswith(JOURNAL):
+        return JournalStorage(JournalFileBackend(str(_journal_path(url))))
+    return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                      grace_period=3 * HEARTBEAT_SECONDS)
+
+
+def artifact_dir(url: str, explicit: str | None = None) -> Path:
+    """Directory of the artifact store: given, or beside a file storage, or ./."""
+    if explicit:
+        return Path(explicit)
+    if url.startswith(JOURNAL):
+        return _journal_path(url).with_suffix(".artifacts")
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).with_suffix(".artifacts")
+    return Path("aer-search.artifacts")
+
+
+def artifact_store(url: str, explicit: str | None = None) -> FileSystemArtifactStore:
+    path = artifact_dir(url, explicit)
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))

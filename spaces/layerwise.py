@@ -1,0 +1,70 @@
+"""The built-in space: sparsity and bit-width per layer, per group, or global.
+
+Parameter names are `sparsity.<key>` and `bits.<key>`, where the key is a layer's
+qualified module name (granularity "layer"), a group name from config ("group"), or
+absent ("global": one `sparsity` and one `bits` for all layers). `epsilon` and `epochs`
+are always global.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from search.config import SpaceConfig
+from search.errors import BadInput, close_matches
+from spaces.params import Param, Plan
+
+
+def _keys(config: SpaceConfig, layers: list[str]) -> dict[str, list[str]]:
+    """Map each parameter key to the layers it controls."""
+    if config.granularity == "global":
+        return {"": list(layers)}
+    if config.granularity == "layer":
+        return {name: [name] for name in layers}
+    grouped: dict[str, list[str]] = {}
+    for group, pattern in config.groups.items():
+        members = [name for name in layers if fnmatch.fnmatchcase(name, pattern)]
+        if not members:
+            raise BadInput(
+                f"config field 'space.groups.{group}': pattern {pattern!r} matches no layer; "
+                f"layers are {', '.join(layers)}{close_matches(pattern, layers)}"
+            )
+        grouped[group] = members
+    return grouped
+
+
+def _name(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if key else prefix
+
+
+def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> list[Param]:
+    """Every searched parameter of a model with these layers, with its range."""
+    params = [
+        Param(_name("sparsity", key), "float", config.sparsity[0], config.sparsity[1],
+              config.sparsity_step)
+        for key in _keys(config, prunable)
+        if config.sparsity[1] > 0
+    ]
+    if len(set(config.bits)) > 1:
+        params += [
+            Param(_name("bits", key), "categorical", choices=tuple(sorted(set(config.bits))))
+            for key in _keys(config, quantizable)
+        ]
+    params.append(Param("epsilon", "float", config.epsilon[0], config.epsilon[1],
+                        config.epsilon_step if config.epsilon[1] > config.epsilon[0] else None))
+    params.append(Param("epochs", "int", config.epochs[0], config.epochs[1]))
+    return params
+
+
+def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
+           quantizable: list[str]) -> Plan:
+    """Turn a trial's chosen values into per-layer numbers."""
+    plan = Plan(epsilon=float(params["epsilon"]), epochs=int(params["epochs"]))
+    for key, layers in _keys(config, prunable).items():
+        value = float(params.get(_name("sparsity", key), config.sparsity[0]))
+        plan.sparsity.update({layer: value for layer in layers})
+    for key, layers in _keys(config, quantizable).items():
+        value = int(params.get(_name("bits", key), config.bits[0]))
+        plan.bits.update({layer: value for layer in layers})
+    return plan
