@@ -176,6 +176,7 @@ class StudyConfig:
 
     study: str = "aer-digits"
     storage: str | None = None  # SQLAlchemy URL or journal:PATH; default sqlite:///aer-search.db
+    artifacts: str | None = None  # trial weights; default: beside a file storage, else ./
     trials: int = 30
     timeout: float | None = None
     seed: int = 0

@@ -1,0 +1,251 @@
+"""The `search` command: run a study, show its front and trials, export the front.
+
+Results go to stdout (a table, or JSON / CSV on request); logs and progress go to
+stderr. Exit codes: 0 success, 2 bad input (one line naming the field), 1 anything
+else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from search.errors import BadInput
+
+log = logging.getLogger("search")
+
+STORAGE_ENV = "AER_SEARCH_STORAGE"
+
+
+def _storage_url(given: str | None, from_config: str | None = None) -> str:
+    from search.storage import DEFAULT_STORAGE
+
+    return given or from_config or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run (or resume) a study and print its Pareto front."""
+    from search.config import load_config
+    from search.optuna_driver import open_study, run_study
+    from search.pareto import front_frame
+    from search.storage import artifact_store, check_storage_url, open_storage
+    from search.trial import StudySetup
+
+    if args.backend != "optuna":
+        raise BadInput(f"--backend: {args.backend!r} is not available in this version; "
+                       f"allowed: optuna")
+    config = load_config(args.config, args.preset, {
+        "study": args.study, "storage": args.storage, "trials": args.trials,
+        "timeout": args.timeout, "seed": args.seed, "device": args.device,
+        "model.checkpoint": args.checkpoint,
+    })
+    url = _storage_url(args.storage, config.storage)
+    check_storage_url(url)
+    setup = StudySetup.build(config)  # bad checkpoint or data root fail here, before writing
+    storage = open_storage(url)
+    study = open_study(config, storage)
+    run_study(config, setup, study, artifact_store(url, config.artifacts))
+    _print_front(front_frame(study), args.json)
+    if not args.json:
+        print(f"\nexport it with: search pareto --study {config.study} --export DIR",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    """Print the Pareto front of a stored study; with --export, write its export."""
+    from search.export import export_front
+    from search.pareto import front_frame
+    from search.storage import artifact_store
+
+    study, config, url = _load_existing(args)
+    if args.export:
+        table = export_front(study, config, artifact_store(url, config.artifacts),
+                             Path(args.export), force=args.force)
+        log.info("exported %d front members to %s", len(table), args.export)
+        _print_front(table, args.json, extra=["test_clean_accuracy", "test_robust_accuracy"])
+        return 0
+    _print_front(front_frame(study), args.json)
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    """Print every trial of a stored study (state, metrics, params, failure reason)."""
+    from search.pareto import format_table, trials_frame
+
+    study, _, _ = _load_existing(args)
+    frame = trials_frame(study)
+    if args.csv:
+        target = Path(args.csv)
+        if not target.resolve().parent.is_dir():
+            raise BadInput(f"--csv: directory of {args.csv!r} does not exist")
+        frame.to_csv(target, index=False)
+        log.info("wrote %d trials to %s", len(frame), target)
+    elif args.json:
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        print(format_table(frame, extra=["state", "fail_reason"]))
+    return 0
+
+
+def cmd_objectives(args: argparse.Namespace) -> int:
+    """List the objectives a config may name, with direction and origin."""
+    from objectives import available
+
+    rows = [{"name": o.name, "direction": o.direction, "source": o.source,
+             "description": (o.fn.__doc__ or "").strip().splitlines()[0]}
+            for o in available()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:<18} {row['direction']:<9} {row['source']:<10} "
+                  f"{row['description']}")
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    """Show the parameters a config's space expands to (runs nothing)."""
+    from search.config import load_config
+    from search.data import load_splits
+    from search.models import build_model
+    from search.pruning import prunable_layers, weighted_layers
+    from spaces import expand
+
+    config = load_config(args.config, args.preset)
+    model = build_model(config.model.name, load_splits(config.data, config.seed).info)
+    params = expand(config.space, list(prunable_layers(model)), list(weighted_layers(model)))
+    if args.json:
+        print(json.dumps([vars(p) for p in params], indent=2, default=list))
+    else:
+        for param in params:
+            print(param.describe())
+    return 0
+
+
+def _load_existing(args: argparse.Namespace):
+    """An existing study, its stored config and the storage URL; writes nothing."""
+    import optuna
+
+    from search.config import config_from_dict
+    from search.storage import JOURNAL, check_storage_url, open_storage
+
+    url = _storage_url(args.storage)
+    check_storage_url(url)
+    for prefix in ("sqlite:///", JOURNAL):
+        if url.startswith(prefix):
+            file = Path(url[len(prefix):].removeprefix("//"))
+            if not file.is_file():
+                raise BadInput(f"--storage: no such file {str(file)!r} (run `search run` first)")
+    storage = open_storage(url)
+    names = optuna.get_all_study_names(storage)
+    name = args.study or _only_study(names)
+    if name not in names:
+        raise BadInput(f"--study: no study {name!r} in this storage; "
+                       f"existing: {', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study, config_from_dict(study.user_attrs["config"]), url
+
+
+def _only_study(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise BadInput("--study: the storage holds no study (run `search run` first)")
+    raise BadInput(f"--study: the storage holds several studies, name one of: {', '.join(names)}")
+
+
+def _print_front(frame: Any, as_json: bool, extra: list[str] | None = None) -> None:
+    from search.pareto import format_table
+
+    if as_json:
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        print(format_table(frame, extra=extra))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="search", description="Search for compressed models that stay robust.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = _command(commands, "run", cmd_run)
+    run.add_argument("config", nargs="?", metavar="CONFIG.yaml",
+                     help="study config (default: the embedded digits study)")
+    run.add_argument("--preset", help="a packaged config by name (e.g. digits)")
+    run.add_argument("--checkpoint", help="base model state dict (torch.save) to start from")
+    run.add_argument("--trials", type=int, help="total trial budget of the study")
+    run.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--backend", default="optuna", help="optuna (ray comes with the cluster issue)")
+    run.add_argument("--json", action="store_true", help="print the front as JSON")
+
+    pareto = _command(commands, "pareto", cmd_pareto)
+    pareto.add_argument("--export", metavar="DIR", help="write the export layout to DIR")
+    pareto.add_argument("--force", action="store_true", help="overwrite an existing export")
+    pareto.add_argument("--json", action="store_true", help="print the front as JSON")
+
+    trials = _command(commands, "trials", cmd_trials)
+    trials.add_argument("--csv", metavar="FILE", help="write every trial to FILE as CSV")
+    trials.add_argument("--json", action="store_true")
+
+    objectives = _command(commands, "objectives", cmd_objectives, storage=False)
+    objectives.add_argument("--json", action="store_true")
+
+    spaces = _command(commands, "spaces", cmd_spaces, storage=False)
+    spaces.add_argument("config", nargs="?", metavar="CONFIG.yaml")
+    spaces.add_argument("--preset")
+    spaces.add_argument("--json", action="store_true")
+    return parser
+
+
+def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], int],
+             storage: bool = True) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=handler.__doc__, description=handler.__doc__)
+    sub.set_defaults(handler=handler)
+    if storage:
+        sub.add_argument("--study", help="study name (default: the config's, or the only one)")
+        sub.add_argument("--storage", help=f"storage URL (default: ${STORAGE_ENV} or "
+                         "sqlite:///aer-search.db); journal:FILE for a journal file")
+    return sub
+
+
+def _quiet_library_warnings() -> None:
+    """Optuna flags the heartbeat and metric names as experimental; users need not see it."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, format="%(message)s",
+                        level=logging.WARNING if args.quiet else logging.INFO)
+    _quiet_library_warnings()
+    if args.command is None:
+        args = parser.parse_args([*argv, "run"])
+    try:
+        return args.handler(args)
+    except BadInput as exc:
+        print(f"search: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("search: interrupted; finished trials are stored, run the same command to "
+              "resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

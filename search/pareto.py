@@ -1,0 +1,71 @@
+"""The Pareto front of a study as rows of plain data, apart from any rendering.
+
+A row holds a trial's number, state, every metric, its params and its failure reason;
+`front_rows` keeps the complete trials that no other complete trial dominates
+(Optuna's `best_trials`).
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from objectives import BUILT_IN_METRICS
+
+UNFINISHED_REASON = "stopped without a result (worker killed or interrupted)"
+
+
+def trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    """One flat row: number, state, metrics, a short summary of params, all params."""
+    metrics = trial.user_attrs.get("metrics", {})
+    row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+    row.update({name: metrics.get(name) for name in BUILT_IN_METRICS})
+    row.update({k: v for k, v in metrics.items() if k not in row})
+    row.update(summarize_params(trial.params))
+    row.update({f"params.{k}": v for k, v in trial.params.items()})
+    if trial.state == TrialState.FAIL:
+        row["fail_reason"] = trial.user_attrs.get("fail_reason", UNFINISHED_REASON)
+    return row
+
+
+def summarize_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Mean sparsity, the bit-widths in layer order, epsilon and epochs: a table's view."""
+    sparsity = [v for k, v in params.items() if k.split(".")[0] == "sparsity"]
+    bits = [str(v) for k, v in params.items() if k.split(".")[0] == "bits"]
+    return {
+        "sparsity_mean": round(mean(sparsity), 3) if sparsity else 0.0,
+        "bits": "/".join(bits) if bits else "",
+        "epsilon": params.get("epsilon"),
+        "epochs": params.get("epochs"),
+    }
+
+
+def front_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def front_frame(study: optuna.Study) -> pd.DataFrame:
+    return pd.DataFrame([trial_row(t) for t in front_trials(study)])
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    return pd.DataFrame([trial_row(t) for t in study.get_trials(deepcopy=False)])
+
+
+TABLE_COLUMNS = ["trial", *BUILT_IN_METRICS, "sparsity_mean", "bits", "epsilon", "epochs"]
+
+
+def format_table(frame: pd.DataFrame, extra: list[str] | None = None) -> str:
+    """A fixed-width table of the columns a person reads first."""
+    if frame.empty:
+        return "(no trials)"
+    columns = [c for c in [*TABLE_COLUMNS, *(extra or [])] if c in frame.columns]
+    view = frame[columns].copy()
+    if "size_bytes" in view:
+        view["size_bytes"] = view["size_bytes"].map(
+            lambda v: "" if pd.isna(v) else f"{int(v):,}")
+    return view.to_string(index=False, float_format=lambda v: f"{v:.4g}")

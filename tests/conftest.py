@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny but real study config, and one base-model cache per session."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TINY: dict[str, Any] = {
+    "study": "tiny",
+    "trials": 3,
+    "seed": 0,
+    "device": "cpu",
+    "model": {"base_epochs": 4},
+    "space": {"epochs": [0, 1], "epsilon": [0.0, 0.1]},
+    "finetune": {"steps": 2},
+    "evaluation": {"epsilon": 0.1, "steps": 3, "step_size": 0.05},
+    "latency": {"warmup": 1, "repeats": 3},
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _base_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test shares one cache, so the tiny base model is trained once per session."""
+    path = tmp_path_factory.mktemp("aer-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AER_SEARCH_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture
+def tiny_config() -> dict[str, Any]:
+    """A fresh copy of the tiny study config (digits, 3 trials, seconds per trial)."""
+    return copy.deepcopy(TINY)
