@@ -35,3 +35,16 @@ def _base_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_config() -> dict[str, Any]:
     """A fresh copy of the tiny study config (digits, 3 trials, seconds per trial)."""
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a config mapping as YAML under tmp_path and return its path."""
+    import yaml
+
+    def write(config: dict[str, Any], name: str = "study.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
