@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
     run.add_argument("--seed", type=int)
     run.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--backend", default="optuna", help="optuna (ray comes with the cluster issue)")
+    run.add_argument("--backend", default="optuna", help="optuna")
     run.add_argument("--json", action="store_true", help="print the front as JSON")
 
     pareto = _command(commands, "pareto", cmd_pareto)

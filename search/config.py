@@ -269,7 +269,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise BadInput(f"CONFIG {str(path)!r} must be a mapping of fields, got {type(raw).__name__}")
+        raise BadInput(
+            f"CONFIG {str(path)!r} must be a mapping of fields, got {type(raw).__name__}")
     return raw
 
 

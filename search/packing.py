@@ -75,7 +75,7 @@ def load_packed(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, in
     """Read a packed file: float state dict (weights dequantized), bits per layer, metadata."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-        raw = {key: handle.get_tensor(key) for key in handle.keys()}
+        raw = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
     layouts = json.loads(metadata.get("quantized", "{}"))
     state: dict[str, torch.Tensor] = {}
     for name, layout in layouts.items():

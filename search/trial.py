@@ -116,7 +116,8 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
         clock = time.perf_counter()
         value = get_objective(name)(ctx)
         seconds[name] = time.perf_counter() - clock
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value):
             raise TrialFailed(f"objective {name!r} returned {value!r}, not a finite number")
         metrics[name] = float(value)
     return TrialOutcome(model, plan, metrics, ctx.notes, seconds)

@@ -1,7 +1,8 @@
 """The built-in space: sparsity and bit-width per layer, per group, or global.
 
 Parameter names are `sparsity.<key>` and `bits.<key>`, where the key is a layer's
-qualified module name (granularity "layer"), a group name from config ("group"), or
+qualified module name (granularity "layer"), a group name from config ("group"; a layer goes to the
+first group whose pattern matches it, unmatched layers to group "rest"), or
 absent ("global": one `sparsity` and one `bits` for all layers). `epsilon` and `epochs`
 are always global.
 """
@@ -15,22 +16,33 @@ from search.config import SpaceConfig
 from search.errors import BadInput, close_matches
 from spaces.params import Param, Plan
 
+REST_GROUP = "rest"
 
-def _keys(config: SpaceConfig, layers: list[str]) -> dict[str, list[str]]:
-    """Map each parameter key to the layers it controls."""
+
+def _keys(config: SpaceConfig, layers: list[str], all_layers: list[str]) -> dict[str, list[str]]:
+    """Map each parameter key to the `layers` it controls.
+
+    With groups, a pattern must match some layer of the model (`all_layers`), and layers
+    that no group matches form one more group, "rest", so no layer escapes the search.
+    """
     if config.granularity == "global":
         return {"": list(layers)}
     if config.granularity == "layer":
         return {name: [name] for name in layers}
     grouped: dict[str, list[str]] = {}
     for group, pattern in config.groups.items():
-        members = [name for name in layers if fnmatch.fnmatchcase(name, pattern)]
-        if not members:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in all_layers):
             raise BadInput(
                 f"config field 'space.groups.{group}': pattern {pattern!r} matches no layer; "
-                f"layers are {', '.join(layers)}{close_matches(pattern, layers)}"
+                f"layers are {', '.join(all_layers)}{close_matches(pattern, all_layers)}"
             )
-        grouped[group] = members
+        members = [name for name in layers if fnmatch.fnmatchcase(name, pattern)
+                   and not any(name in taken for taken in grouped.values())]
+        if members:
+            grouped[group] = members
+    rest = [name for name in layers if not any(name in m for m in grouped.values())]
+    if rest:
+        grouped.setdefault(REST_GROUP, []).extend(rest)
     return grouped
 
 
@@ -43,13 +55,13 @@ def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> 
     params = [
         Param(_name("sparsity", key), "float", config.sparsity[0], config.sparsity[1],
               config.sparsity_step)
-        for key in _keys(config, prunable)
+        for key in _keys(config, prunable, quantizable)
         if config.sparsity[1] > 0
     ]
     if len(set(config.bits)) > 1:
         params += [
             Param(_name("bits", key), "categorical", choices=tuple(sorted(set(config.bits))))
-            for key in _keys(config, quantizable)
+            for key in _keys(config, quantizable, quantizable)
         ]
     params.append(Param("epsilon", "float", config.epsilon[0], config.epsilon[1],
                         config.epsilon_step if config.epsilon[1] > config.epsilon[0] else None))
@@ -61,10 +73,10 @@ def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
            quantizable: list[str]) -> Plan:
     """Turn a trial's chosen values into per-layer numbers."""
     plan = Plan(epsilon=float(params["epsilon"]), epochs=int(params["epochs"]))
-    for key, layers in _keys(config, prunable).items():
+    for key, layers in _keys(config, prunable, quantizable).items():
         value = float(params.get(_name("sparsity", key), config.sparsity[0]))
         plan.sparsity.update({layer: value for layer in layers})
-    for key, layers in _keys(config, quantizable).items():
+    for key, layers in _keys(config, quantizable, quantizable).items():
         value = int(params.get(_name("bits", key), config.bits[0]))
         plan.bits.update({layer: value for layer in layers})
     return plan
