@@ -59,25 +59,54 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    """Print the Pareto front of a stored study; with --export, write its export."""
+    """Print the front of a stored study, re-assessed on the test split; export it."""
+    import pandas as pd
+
     from search.export import export_front
-    from search.pareto import front_frame
+    from search.front_report import assess_front
+    from search.pareto import front_frame, front_trials, report_columns
     from search.storage import artifact_store
 
     study, config, url = _load_existing(args)
+    artifacts = artifact_store(url, config.artifacts)
     if args.export:
-        table = export_front(study, config, artifact_store(url, config.artifacts),
-                             Path(args.export), force=args.force)
+        table = export_front(study, config, artifacts, Path(args.export), force=args.force)
         log.info("exported %d front members to %s", len(table), args.export)
-        _print_front(table, args.json, extra=["test_clean_accuracy", "test_robust_accuracy"])
-        return 0
-    _print_front(front_frame(study), args.json)
+    elif args.validation_only:
+        table = front_frame(study)
+    else:
+        reports = assess_front(study, config, artifacts)
+        rows = [report_columns(reports[t.number]) for t in front_trials(study)]
+        table = pd.concat([front_frame(study), pd.DataFrame(rows)], axis=1)
+    if not args.json:
+        _print_study_header(study, config)
+    _print_front(table, args.json, extra=ASSESSED_COLUMNS)
     return 0
+
+
+ASSESSED_COLUMNS = ["test_clean_accuracy", "test_robust_accuracy", "test_robust_accuracy_final",
+                    "retimed_ms", "retimed_min_ms", "retimed_max_ms", "latency_form", "sanity"]
+
+
+def _print_study_header(study: Any, config: Any) -> None:
+    """Threat model and the base model's sanity checks, above the front."""
+    from search.evaluation import describe
+
+    print(f"study {study.study_name!r}: {len(study.trials)} trials")
+    print(f"search attack (validation): {describe(config.evaluation)}")
+    print(f"final attack (test):        {describe(config.evaluation, final=True)}")
+    if config.constraints:
+        print(f"constraints: {'; '.join(config.constraints)} "
+              "(infeasible trials are kept, never on the front)")
+    for check in study.user_attrs.get("sanity.base", []):
+        status = "ok" if check["passed"] else "FAILED"
+        print(f"base model sanity {check['name']}: {status} ({check['detail']})")
+    print()
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
     """Print every trial of a stored study (state, metrics, params, failure reason)."""
-    from search.pareto import format_table, trials_frame
+    from search.pareto import format_table, frame_json, trials_frame
 
     study, _, _ = _load_existing(args)
     frame = trials_frame(study)
@@ -88,7 +117,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         frame.to_csv(target, index=False)
         log.info("wrote %d trials to %s", len(frame), target)
     elif args.json:
-        print(frame.to_json(orient="records", indent=2))
+        print(frame_json(frame))
     else:
         print(format_table(frame, extra=["state", "fail_reason"]))
     return 0
@@ -150,6 +179,9 @@ def _load_existing(args: argparse.Namespace):
         raise BadInput(f"--study: no study {name!r} in this storage; "
                        f"existing: {', '.join(names) or 'none'}")
     study = optuna.load_study(study_name=name, storage=storage)
+    if "config" not in study.user_attrs:
+        raise BadInput(f"--study: study {name!r} was not made by `search run` (it stores no "
+                       f"aer-search config)")
     return study, config_from_dict(study.user_attrs["config"]), url
 
 
@@ -162,10 +194,10 @@ def _only_study(names: list[str]) -> str:
 
 
 def _print_front(frame: Any, as_json: bool, extra: list[str] | None = None) -> None:
-    from search.pareto import format_table
+    from search.pareto import format_table, frame_json
 
     if as_json:
-        print(frame.to_json(orient="records", indent=2))
+        print(frame_json(frame))
     else:
         print(format_table(frame, extra=extra))
 
@@ -192,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--export", metavar="DIR", help="write the export layout to DIR")
     pareto.add_argument("--force", action="store_true", help="overwrite an existing export")
     pareto.add_argument("--json", action="store_true", help="print the front as JSON")
+    pareto.add_argument("--validation-only", action="store_true",
+                        help="skip the test-split re-assessment (search numbers only)")
 
     trials = _command(commands, "trials", cmd_trials)
     trials.add_argument("--csv", metavar="FILE", help="write every trial to FILE as CSV")

@@ -19,6 +19,8 @@ import yaml
 from search.errors import BadInput, close_matches
 
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 32)
+STRATEGIES = ("standard", "adversarial", "blind")
+CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 
@@ -80,6 +82,9 @@ class SpaceConfig:
     epsilon: list[float] = field(default_factory=lambda: [0.0, 0.2])
     epsilon_step: float = 0.02
     epochs: list[int] = field(default_factory=lambda: [0, 3])
+    # fine-tuning strategies to choose from: standard (clean), adversarial (PGD/FGSM at the
+    # trial's epsilon) and blind (BAP's cutoff-scale budget, epsilon as its upper bound)
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
 
     def validate(self) -> None:
         allowed = ("layer", "group", "global")
@@ -115,6 +120,10 @@ class SpaceConfig:
         low, high = _range("space.epochs", self.epochs)
         if low < 0:
             raise BadInput(f"config field 'space.epochs' must be >= 0, got {self.epochs}")
+        if not self.strategies:
+            raise BadInput(f"config field 'space.strategies' must list some of {STRATEGIES}")
+        for strategy in self.strategies:
+            _choice("space.strategies", strategy, STRATEGIES)
 
 
 @dataclass
@@ -124,35 +133,73 @@ class FinetuneConfig:
     attack: str = "pgd"  # pgd | fgsm (FGSM with random start, "fast adversarial training")
     steps: int = 3  # PGD steps while fine-tuning; the step size is 2.5 * epsilon / steps
     lr: float = 0.001
+    clean_weight: float = 0.0  # loss = w * clean loss + (1 - w) * adversarial loss
+    blind_scale: float = 0.8  # BAP: the cut-off perturbation is scaled by this factor
 
     def validate(self) -> None:
         _choice("finetune.attack", self.attack, ("pgd", "fgsm"))
         _positive("finetune.steps", self.steps)
         _positive("finetune.lr", self.lr)
+        if not 0 <= self.clean_weight <= 1:
+            raise BadInput(f"config field 'finetune.clean_weight' must be in [0, 1], "
+                           f"got {self.clean_weight}")
+        if not 0 < self.blind_scale < 1:
+            raise BadInput(f"config field 'finetune.blind_scale' must be in (0, 1), "
+                           f"got {self.blind_scale}")
 
 
 @dataclass
 class EvaluationConfig:
     """The ONE threat model every trial of a study is scored under (never a trial's own)."""
 
-    attack: str = "pgd"
-    norm: str = "linf"
-    epsilon: float = 0.1
+    attack: str = "pgd"  # what scores every trial during the search
+    norm: str = "linf"  # linf | l2
+    epsilon: float = 0.1  # in pixels in [0, 1] (L-inf) or the L2 norm of the perturbation
     steps: int = 10
     step_size: float = 0.025
     restarts: int = 1
+    # the stronger attack that re-scores the front on the test split (`search pareto`):
+    # apgd = APGD-CE + APGD-DLR, autoattack = torchattacks' standard AutoAttack (slow on
+    # a CPU), pgd = PGD with `final_restarts` random restarts
+    final_attack: str = "apgd"
+    final_steps: int = 50
+    final_restarts: int = 2
 
     def validate(self) -> None:
         _choice("evaluation.attack", self.attack, ("pgd",))
-        _choice("evaluation.norm", self.norm, ("linf",))
-        if not 0 < self.epsilon <= 1:
+        _choice("evaluation.norm", self.norm, ("linf", "l2"))
+        high = 1 if self.norm == "linf" else 100
+        if not 0 < self.epsilon <= high:
             raise BadInput(
-                f"config field 'evaluation.epsilon' must be in (0, 1] (pixels in [0, 1]), "
-                f"got {self.epsilon}"
+                f"config field 'evaluation.epsilon' must be in (0, {high}] for norm "
+                f"{self.norm} (pixels in [0, 1]), got {self.epsilon}"
             )
         _positive("evaluation.steps", self.steps)
         _positive("evaluation.step_size", self.step_size)
         _positive("evaluation.restarts", self.restarts)
+        _choice("evaluation.final_attack", self.final_attack, ("apgd", "autoattack", "pgd"))
+        _positive("evaluation.final_steps", self.final_steps)
+        _positive("evaluation.final_restarts", self.final_restarts)
+
+
+@dataclass
+class SanityConfig:
+    """Thresholds of the per-study checks against gradient masking (DESIGN.md)."""
+
+    large_epsilon: float = 0.5  # at this budget robust accuracy must fall ...
+    large_epsilon_max: float = 0.05  # ... below this
+    steps_factor: int = 5  # robust accuracy under steps * factor may not exceed ...
+    noise: float = 0.02  # ... the one under `steps` by more than this
+    transfer_margin: float = 0.02  # transfer from the base may not beat white-box by more
+
+    def validate(self) -> None:
+        for key in ("large_epsilon", "large_epsilon_max", "noise", "transfer_margin"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise BadInput(f"config field 'sanity.{key}' must be in [0, 1], got {value}")
+        if self.steps_factor < 2:
+            raise BadInput(f"config field 'sanity.steps_factor' must be >= 2, "
+                           f"got {self.steps_factor}")
 
 
 @dataclass
@@ -163,9 +210,11 @@ class LatencyConfig:
     threads: int = 1
     warmup: int = 10
     repeats: int = 50
+    int8: bool = True  # also time real int8 kernels when every layer has <= 8 bits
+    calibration_samples: int = 512  # training images that calibrate int8 activations
 
     def validate(self) -> None:
-        for key in ("batch_size", "threads", "repeats"):
+        for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)
 
@@ -185,12 +234,16 @@ class StudyConfig:
     objectives: list[str] = field(
         default_factory=lambda: ["robust_accuracy", "latency_ms", "size_bytes"]
     )
+    # feasibility rules such as "latency_ms <= 2" or "clean_accuracy >= 0.9": infeasible
+    # trials are kept but never on the front
+    constraints: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    sanity: SanityConfig = field(default_factory=SanityConfig)
 
     def validate(self) -> StudyConfig:
         """Check every field; raise BadInput naming the first bad one. Returns self."""
@@ -203,7 +256,7 @@ class StudyConfig:
             _positive("timeout", self.timeout)
         _check_device(self.device)
         _choice("sampler", self.sampler, ("tpe", "nsga2", "random"))
-        from objectives import get_objective
+        from objectives import BUILT_IN_METRICS, get_objective
 
         if not self.objectives:
             raise BadInput("config field 'objectives' must name at least one objective")
@@ -212,12 +265,31 @@ class StudyConfig:
         if len(set(self.objectives)) != len(self.objectives):
             raise BadInput(f"config field 'objectives' names one twice: {self.objectives}")
         for section in (self.data, self.model, self.space, self.finetune, self.evaluation,
-                        self.latency):
+                        self.latency, self.sanity):
             section.validate()
+        for text in self.constraints:
+            parse_constraint(text, list(dict.fromkeys([*BUILT_IN_METRICS, *self.objectives])))
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_constraint(text: str, metrics: list[str]) -> tuple[str, str, float]:
+    """Split "latency_ms <= 2" into (metric, operator, bound), or raise BadInput."""
+    parts = text.split()
+    if len(parts) != 3 or parts[1] not in CONSTRAINT_OPERATORS:
+        raise BadInput(f"config field 'constraints': {text!r} must read 'METRIC <= NUMBER' or "
+                       f"'METRIC >= NUMBER'")
+    metric, operator, bound = parts
+    if metric not in metrics:
+        raise BadInput(f"config field 'constraints': unknown metric {metric!r} in {text!r}; "
+                       f"allowed: {', '.join(metrics)}{close_matches(metric, metrics)}")
+    try:
+        return metric, operator, float(bound)
+    except ValueError:
+        raise BadInput(f"config field 'constraints': bound {bound!r} in {text!r} is not a "
+                       f"number") from None
 
 
 def load_config(

@@ -17,7 +17,8 @@ class TrialContext:
     """A compressed, fine-tuned model and everything needed to score it.
 
     `model` is the differentiable view (fake-quant parametrizations in place) in eval
-    mode on `device`; `val_loader` holds the validation split the search scores on;
+    mode on `device`; `val_loader` holds the validation split the search scores on and
+    `train_loader` the training split (for calibration, never for scoring);
     `input_shape` is one input's (C, H, W). Objectives may leave side facts in
     `notes` (for example the latency spread); they are stored with the trial.
     """
@@ -29,4 +30,11 @@ class TrialContext:
     val_loader: DataLoader
     input_shape: tuple[int, ...]
     seed: int = 0
+    train_loader: DataLoader | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def calibration_images(self) -> list[torch.Tensor]:
+        """Up to `latency.calibration_samples` training images, in batches."""
+        from search.latency import calibration_batches
+
+        return calibration_batches(self.train_loader or [], self.config.latency.calibration_samples)

@@ -20,8 +20,10 @@ from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 
 from objectives import get_objective
-from search.config import StudyConfig
+from search.config import StudyConfig, parse_constraint
 from search.errors import BadInput
+from search.evaluation import describe
+from search.front_report import base_sanity, store_base
 from search.packing import save_packed
 from search.pruning import layer_widths
 from search.trial import StudySetup, TrialOutcome, run_trial
@@ -142,6 +144,7 @@ def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArti
         params = {param.name: suggest(trial, param) for param in space}
         try:
             outcome = run_trial(setup, params, trial.number)
+            apply_constraints(trial, setup.config, outcome.metrics)
             clock = time.perf_counter()
             record(trial, setup, outcome, artifacts)
             outcome.seconds["store"] = time.perf_counter() - clock
@@ -152,6 +155,18 @@ def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArti
         return [outcome.metrics[name] for name in objectives]
 
     return objective
+
+
+def apply_constraints(trial: optuna.Trial, config: StudyConfig,
+                      metrics: dict[str, float]) -> None:
+    """Tell Optuna how far each constraint is violated (<= 0 is feasible)."""
+    feasible = True
+    for text in config.constraints:
+        metric, operator, bound = parse_constraint(text, list(metrics))
+        violation = metrics[metric] - bound if operator == "<=" else bound - metrics[metric]
+        trial.set_constraint(text, violation)
+        feasible &= violation <= 0
+    trial.set_user_attr("feasible", feasible)
 
 
 def record(trial: optuna.Trial, setup: StudySetup, outcome: TrialOutcome,
@@ -174,9 +189,19 @@ def weights_metadata(setup: StudySetup) -> dict[str, str]:
     return {"model": setup.config.model.name, "data_info": json.dumps(vars(info))}
 
 
+def prepare_study(study: optuna.Study, setup: StudySetup, artifacts: Any) -> None:
+    """Once per study: keep the base model and record the study-wide sanity checks."""
+    store_base(study, setup.base_model, artifacts)
+    if "sanity.base" not in study.user_attrs:
+        log.info("sanity checks on the base model (%s)", describe(setup.config.evaluation))
+        study.set_user_attr("sanity.base", base_sanity(setup.base_model, setup.splits,
+                                                       setup.config, setup.device))
+
+
 def run_study(config: StudyConfig, setup: StudySetup, study: optuna.Study,
               artifacts: optuna.artifacts.FileSystemArtifactStore) -> optuna.Study:
     """Run trials until the study has `config.trials` finished ones (or the timeout)."""
+    prepare_study(study, setup, artifacts)
     done = finished_count(study)
     remaining = config.trials - done
     if remaining <= 0:

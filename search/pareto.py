@@ -41,6 +41,21 @@ def summarize_params(params: dict[str, Any]) -> dict[str, Any]:
         "bits": "/".join(bits) if bits else "",
         "epsilon": params.get("epsilon"),
         "epochs": params.get("epochs"),
+        "strategy": params.get("strategy", "standard" if not params.get("epsilon") else ""),
+    }
+
+
+def report_columns(report: dict[str, Any]) -> dict[str, Any]:
+    """Flat columns of a front member's assessment (test split, re-timing, sanity)."""
+    failed = [c["name"] for c in report["sanity"] if not c["passed"]]
+    latency = report["latency"]
+    return {
+        **{f"test_{k}": v for k, v in report["test"].items()},
+        "retimed_ms": latency["median_ms"],
+        "retimed_min_ms": latency["min_ms"],
+        "retimed_max_ms": latency["max_ms"],
+        "latency_form": latency["form"],
+        "sanity": "FAILED: " + ", ".join(failed) if failed else "ok",
     }
 
 
@@ -56,7 +71,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame([trial_row(t) for t in study.get_trials(deepcopy=False)])
 
 
-TABLE_COLUMNS = ["trial", *BUILT_IN_METRICS, "sparsity_mean", "bits", "epsilon", "epochs"]
+TABLE_COLUMNS = ["trial", *BUILT_IN_METRICS, "sparsity_mean", "bits", "strategy", "epsilon",
+                 "epochs"]
+
+
+def frame_json(frame: pd.DataFrame) -> str:
+    """Rows as a JSON list, numbers at full precision (pandas rounds to 10 digits)."""
+    return frame.to_json(orient="records", indent=2, double_precision=15)
 
 
 def format_table(frame: pd.DataFrame, extra: list[str] | None = None) -> str:

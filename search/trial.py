@@ -27,6 +27,7 @@ from search.errors import TrialFailed
 from search.finetune import finetune
 from search.pruning import prunable_layers, prune, weighted_layers
 from search.quantization import quantize_weights
+from search.sanity import robust_not_above_clean, warn_failures
 from spaces import Param, Plan, decode, expand
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,13 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
     clock = time.perf_counter()
     torch.manual_seed(setup.config.seed * 100_003 + number)
     cfg = setup.config
-    finetune(model, setup.train_loader, plan.epsilon, plan.epochs, cfg.finetune, setup.device)
+    finetune(model, setup.train_loader, plan, cfg.finetune, setup.device)
     seconds["finetune"] = time.perf_counter() - clock
 
     ctx = TrialContext(model=model.eval(), params=dict(params), config=cfg,
                        device=setup.device, val_loader=setup.val_loader,
-                       input_shape=setup.input_shape, seed=cfg.seed)
+                       input_shape=setup.input_shape, seed=cfg.seed,
+                       train_loader=setup.train_loader)
     metrics = {}
     for name in setup.metric_names():
         clock = time.perf_counter()
@@ -120,4 +122,6 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
         if not is_number or not math.isfinite(value):
             raise TrialFailed(f"objective {name!r} returned {value!r}, not a finite number")
         metrics[name] = float(value)
+    check = robust_not_above_clean(metrics["robust_accuracy"], metrics["clean_accuracy"])
+    ctx.notes["sanity_failed"] = warn_failures([check], f"trial {number}")
     return TrialOutcome(model, plan, metrics, ctx.notes, seconds)

@@ -3,8 +3,9 @@
 Parameter names are `sparsity.<key>` and `bits.<key>`, where the key is a layer's
 qualified module name (granularity "layer"), a group name from config ("group"; a layer goes to the
 first group whose pattern matches it, unmatched layers to group "rest"), or
-absent ("global": one `sparsity` and one `bits` for all layers). `epsilon` and `epochs`
-are always global.
+absent ("global": one `sparsity` and one `bits` for all layers). `epsilon`, `epochs`
+and the fine-tuning `strategy` (when more than one is allowed) are always global; a
+standard strategy, or an epsilon of 0, means clean fine-tuning.
 """
 
 from __future__ import annotations
@@ -66,13 +67,19 @@ def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> 
     params.append(Param("epsilon", "float", config.epsilon[0], config.epsilon[1],
                         config.epsilon_step if config.epsilon[1] > config.epsilon[0] else None))
     params.append(Param("epochs", "int", config.epochs[0], config.epochs[1]))
+    if len(config.strategies) > 1:
+        params.append(Param("strategy", "categorical", choices=tuple(config.strategies)))
     return params
 
 
 def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
            quantizable: list[str]) -> Plan:
     """Turn a trial's chosen values into per-layer numbers."""
-    plan = Plan(epsilon=float(params["epsilon"]), epochs=int(params["epochs"]))
+    strategy = str(params.get("strategy", config.strategies[0]))
+    epsilon = float(params["epsilon"])
+    if strategy == "standard" or epsilon == 0:
+        strategy, epsilon = "standard", 0.0
+    plan = Plan(epsilon=epsilon, epochs=int(params["epochs"]), strategy=strategy)
     for key, layers in _keys(config, prunable, quantizable).items():
         value = float(params.get(_name("sparsity", key), config.sparsity[0]))
         plan.sparsity.update({layer: value for layer in layers})

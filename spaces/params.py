@@ -35,5 +35,6 @@ class Plan:
 
     sparsity: dict[str, float] = field(default_factory=dict)
     bits: dict[str, int] = field(default_factory=dict)
-    epsilon: float = 0.0
+    epsilon: float = 0.0  # 0 for the standard strategy
     epochs: int = 0
+    strategy: str = "standard"  # standard | adversarial | blind
