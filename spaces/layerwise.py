@@ -75,7 +75,8 @@ def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> 
 def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
            quantizable: list[str]) -> Plan:
     """Turn a trial's chosen values into per-layer numbers."""
-    strategy = str(params.get("strategy", config.strategies[0]))
+    default = "adversarial" if "adversarial" in config.strategies else config.strategies[0]
+    strategy = str(params.get("strategy", default))
     epsilon = float(params["epsilon"])
     if strategy == "standard" or epsilon == 0:
         strategy, epsilon = "standard", 0.0

@@ -29,7 +29,7 @@ def test_layer_granularity_names_every_layer() -> None:
     assert _names(params) == [
         *(f"sparsity.{n}" for n in PRUNABLE),
         *(f"bits.{n}" for n in QUANTIZABLE),
-        "epsilon", "epochs",
+        "epsilon", "epochs", "strategy",
     ]
     assert "sparsity.fc2" not in _names(params)
 
@@ -37,14 +37,14 @@ def test_layer_granularity_names_every_layer() -> None:
 def test_global_granularity_has_one_knob_each() -> None:
     """Guards: 'global' gives plain 'sparsity' and 'bits'."""
     params = expand(_space(granularity="global"), PRUNABLE, QUANTIZABLE)
-    assert _names(params) == ["sparsity", "bits", "epsilon", "epochs"]
+    assert _names(params) == ["sparsity", "bits", "epsilon", "epochs", "strategy"]
 
 
 def test_group_granularity_uses_group_names() -> None:
     """Guards: 'group' gives one knob per configured group, named after it."""
     params = expand(_space(granularity="group", groups=GROUPS), PRUNABLE, QUANTIZABLE)
     assert _names(params) == ["sparsity.convs", "sparsity.dense", "bits.convs", "bits.dense",
-                              "epsilon", "epochs"]
+                              "epsilon", "epochs", "strategy"]
 
 
 def test_param_ranges_follow_config() -> None:
@@ -120,7 +120,7 @@ def test_zero_sparsity_range_emits_no_sparsity_params() -> None:
     """Guards: sparsity [0, 0] is not searched and decodes to 0 for every layer."""
     config = _space(sparsity=[0.0, 0.0], bits=[8])
     params = expand(config, PRUNABLE, QUANTIZABLE)
-    assert _names(params) == ["epsilon", "epochs"]
+    assert _names(params) == ["epsilon", "epochs", "strategy"]
     plan = decode(config, {"epsilon": 0.0, "epochs": 0}, PRUNABLE, QUANTIZABLE)
     assert plan.sparsity == dict.fromkeys(PRUNABLE, 0.0)
     assert plan.bits == dict.fromkeys(QUANTIZABLE, 8)
