@@ -25,7 +25,7 @@ from torch import nn
 from search import evaluation, sanity
 from search.base_model import load_checkpoint
 from search.config import StudyConfig
-from search.data import Splits, load_splits, make_loader
+from search.data import DataInfo, Splits, load_splits, make_loader
 from search.device import resolve_device
 from search.latency import calibration_batches, measure_latency
 from search.loading import load_model_with_info
@@ -86,13 +86,18 @@ def assess_front(study: optuna.Study, config: StudyConfig, artifacts: Any) -> di
     return reports
 
 
-def assess_member(trial: optuna.trial.FrozenTrial, config: StudyConfig, splits: Splits,
-                  base: nn.Module, artifacts: Any, device: torch.device) -> dict[str, Any]:
+def trial_model(trial: optuna.trial.FrozenTrial, artifacts: Any) -> tuple[nn.Module, DataInfo]:
+    """The compressed model a trial stored, and its input facts."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
         download_artifact(artifact_store=artifacts, file_path=str(path),
                           artifact_id=trial.user_attrs["weights_artifact"])
-        model, info = load_model_with_info(path)
+        return load_model_with_info(path)
+
+
+def assess_member(trial: optuna.trial.FrozenTrial, config: StudyConfig, splits: Splits,
+                  base: nn.Module, artifacts: Any, device: torch.device) -> dict[str, Any]:
+    model, info = trial_model(trial, artifacts)
     model.to(device)
     test = test_scores(model, config, splits, device)
     loader = make_loader(splits.test, 256)
