@@ -41,7 +41,8 @@ def int8_applicable(model: nn.Module) -> bool:
 def to_int8(model: nn.Module, calibration: Iterable[torch.Tensor],
             example: torch.Tensor) -> nn.Module:
     """A converted int8 copy of `model` (CPU); `model` itself is left unchanged."""
-    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization import QConfig, QConfigMapping
+    from torch.ao.quantization.observer import MinMaxObserver, default_per_channel_weight_observer
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     engine = int8_engine()
@@ -51,7 +52,12 @@ def to_int8(model: nn.Module, calibration: Iterable[torch.Tensor],
     float_model = bake(copy.deepcopy(model)).cpu().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its deprecation
-        prepared = prepare_fx(float_model, get_default_qconfig_mapping(engine),
+        # Min-max activation ranges (reduce_range: safe on CPUs without VNNI) calibrate in
+        # milliseconds; the default histogram observers cost ~0.3 s per model and agreed
+        # no better with the fake-quant view. Weights: per-channel symmetric int8.
+        qconfig = QConfig(activation=MinMaxObserver.with_args(reduce_range=True),
+                          weight=default_per_channel_weight_observer)
+        prepared = prepare_fx(float_model, QConfigMapping().set_global(qconfig),
                               (example.cpu(),))
         with torch.no_grad():
             for images in calibration:
