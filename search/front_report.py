@@ -99,7 +99,7 @@ def assess_member(trial: optuna.trial.FrozenTrial, config: StudyConfig, splits: 
                   base: nn.Module, artifacts: Any, device: torch.device) -> dict[str, Any]:
     model, info = trial_model(trial, artifacts)
     model.to(device)
-    test = test_scores(model, config, splits, device)
+    test = score_on_test(model, config, splits, device)
     loader = make_loader(splits.test, 256)
     checks = sanity.model_checks(model, loader, config.evaluation, config.sanity, device,
                                  config.seed, base=base)
@@ -114,7 +114,7 @@ def assess_member(trial: optuna.trial.FrozenTrial, config: StudyConfig, splits: 
     }
 
 
-def test_scores(model: nn.Module, config: StudyConfig, splits: Splits,
+def score_on_test(model: nn.Module, config: StudyConfig, splits: Splits,
                 device: torch.device) -> dict[str, float]:
     """Clean, search-attack and final-attack accuracy on the test split (seeded)."""
     loader = make_loader(splits.test, 256)

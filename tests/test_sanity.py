@@ -1,0 +1,249 @@
+"""The gradient-masking checks: they pass on an honest model and fail on masked ones.
+
+The honest model is the tiny trained base model. The masked ones compute exactly the
+same function (their forward is the identity in front of the base model) but hand the
+attack broken input gradients, which is what gradient masking looks like from outside.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from search import sanity
+from search.config import config_from_dict
+from search.data import make_loader
+from search.evaluation import clean_accuracy, robust_accuracy
+from search.trial import StudySetup
+
+N_EVAL = 128  # validation images: one batch
+
+
+@pytest.fixture(scope="module")
+def setup() -> StudySetup:
+    from conftest import TINY
+
+    return StudySetup.build(config_from_dict(copy.deepcopy(TINY)))
+
+
+@pytest.fixture(scope="module")
+def loader(setup: StudySetup):
+    return make_loader(Subset(setup.splits.val, range(N_EVAL)), N_EVAL)
+
+
+# ------------------------------------------------------------------ masking layers
+
+
+class _NegatedGradient(torch.autograd.Function):
+    """Identity forward; backward hands back the negated gradient (PGD walks downhill)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return -grad
+
+
+class _ZeroGradient(torch.autograd.Function):
+    """Identity forward; backward hands back zeros (PGD's sign step does nothing)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(grad)
+
+
+class _MaybeNegated(torch.autograd.Function):
+    """Identity forward; backward negates the gradient when `flip` is set."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, flip: bool) -> torch.Tensor:
+        ctx.flip = flip
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return (-grad if ctx.flip else grad), None
+
+
+class Masked(nn.Module):
+    """`inner` behind an input layer whose forward is the identity (same predictions)."""
+
+    def __init__(self, function: type[torch.autograd.Function], inner: nn.Module) -> None:
+        super().__init__()
+        self.function = function
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.function.apply(x))
+
+
+class StepCountingMask(nn.Module):
+    """Honest gradients for the first `honest_steps` attack steps, negated ones after.
+
+    Why not the plain negated gradient for the more-steps check: PGD moves along the
+    sign of the gradient, so negating (or negating and scaling) the gradient makes every
+    attack, short or long, descend the loss back to a correctly classified point; robust
+    accuracy then equals clean accuracy at 3 steps and at 15, and the check (which only
+    compares the two) rightly sees no difference. To make more steps *help* the
+    defender, the gradient must become misleading only once the attack has run a while.
+    This layer counts the gradient-enabled forward passes (one per PGD step) since the
+    last gradient-free forward (robust_accuracy scores every batch under no_grad before
+    and after each attack, which resets the count). The first `honest_steps` steps are a
+    real attack; later steps walk back, so PGD-3 finds the real adversarial examples
+    while PGD-15 undoes them and reports a robust accuracy close to the clean one.
+    """
+
+    def __init__(self, inner: nn.Module, honest_steps: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.honest_steps = honest_steps
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            self.steps = 0
+            return self.inner(x)
+        self.steps += 1
+        return self.inner(_MaybeNegated.apply(x, self.steps > self.honest_steps))
+
+
+# ----------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def negated(setup: StudySetup) -> nn.Module:
+    return Masked(_NegatedGradient, setup.base_model).eval()
+
+
+@pytest.fixture(scope="module")
+def zeroed(setup: StudySetup) -> nn.Module:
+    return Masked(_ZeroGradient, setup.base_model).eval()
+
+
+def _check(setup, loader, name: str, model: nn.Module, **extra) -> sanity.Check:
+    threat, thresholds = setup.config.evaluation, setup.config.sanity
+    if name == "large-epsilon":
+        return sanity.large_epsilon_breaks(model, loader, threat, thresholds, setup.device)
+    if name == "more-steps":
+        return sanity.more_steps_do_not_help(model, loader, threat, thresholds, setup.device)
+    return sanity.transfer_not_stronger(model, extra["base"], loader, threat, thresholds,
+                                        setup.device)
+
+
+def test_masked_models_compute_the_base_function(setup, loader, negated, zeroed) -> None:
+    """Guards the construction: a failed check below is about gradients, not outputs."""
+    images, _ = next(iter(loader))
+    counting = StepCountingMask(setup.base_model, 3).eval()
+    with torch.no_grad():
+        expected = setup.base_model(images)
+        for model in (negated, zeroed, counting):
+            assert torch.equal(model(images), expected)
+    # and the gradients really are broken: negated / zero / honest-then-negated
+    x = images[:4].clone().requires_grad_(True)
+    (honest,) = torch.autograd.grad(setup.base_model(x).sum(), x)
+    (neg,) = torch.autograd.grad(negated(x).sum(), x)
+    (zero,) = torch.autograd.grad(zeroed(x).sum(), x)
+    assert honest.abs().sum() > 0
+    assert torch.allclose(neg, -honest) and torch.count_nonzero(zero) == 0
+    steps = [torch.autograd.grad(counting(x).sum(), x)[0] for _ in range(4)]
+    assert all(torch.allclose(g, honest) for g in steps[:3])
+    assert torch.allclose(steps[3], -honest)
+
+
+# ------------------------------------------------------------- the honest base model
+
+
+def test_every_check_passes_on_the_base_model(setup, loader) -> None:
+    base = setup.base_model
+    checks = sanity.model_checks(base, loader, setup.config.evaluation, setup.config.sanity,
+                                 setup.device, base=base)
+    assert [c.name for c in checks] == ["large-epsilon", "more-steps", "transfer"]
+    assert all(c.passed for c in checks), checks
+    assert sanity.warn_failures(checks, "the base model") == []
+
+
+def test_model_checks_without_base_skips_transfer(setup, loader) -> None:
+    checks = sanity.model_checks(setup.base_model, loader, setup.config.evaluation,
+                                 setup.config.sanity, setup.device)
+    assert [c.name for c in checks] == ["large-epsilon", "more-steps"]
+
+
+# ------------------------------------------------------------------ masked models
+
+
+def test_negated_gradient_fails_large_epsilon(setup, loader, negated) -> None:
+    """At Linf 0.5 an honest attack breaks everything; the masked model stays robust."""
+    check = _check(setup, loader, "large-epsilon", negated)
+    assert not check.passed, check
+    big = dataclasses.replace(setup.config.evaluation, epsilon=0.5, step_size=0.125)
+    robust = robust_accuracy(negated, loader, big, setup.device)
+    assert robust >= 0.5  # "robust" at a budget that turns digits into noise
+    assert robust <= clean_accuracy(negated, loader, setup.device)
+
+
+def test_step_counting_mask_fails_more_steps(setup, loader) -> None:
+    threat = setup.config.evaluation
+    masked = StepCountingMask(setup.base_model, honest_steps=threat.steps).eval()
+    check = _check(setup, loader, "more-steps", masked)
+    assert not check.passed, check
+    few = robust_accuracy(masked, loader, threat, setup.device)
+    honest_few = robust_accuracy(setup.base_model, loader, threat, setup.device)
+    assert few == honest_few  # the short attack is an honest one
+    assert f"at {threat.steps} steps" in check.detail
+    assert f"at {threat.steps * setup.config.sanity.steps_factor}" in check.detail
+
+
+def test_negated_gradient_fails_transfer(setup, loader, negated) -> None:
+    check = _check(setup, loader, "transfer", negated, base=setup.base_model)
+    assert not check.passed, check
+
+
+def test_zero_gradient_fails_transfer(setup, loader, zeroed) -> None:
+    check = _check(setup, loader, "transfer", zeroed, base=setup.base_model)
+    assert not check.passed, check
+    # the honest model crafted against itself is not beaten by the same transfer
+    honest = _check(setup, loader, "transfer", setup.base_model, base=setup.base_model)
+    assert honest.passed, honest
+
+
+# ----------------------------------------------------------- robust <= clean, logging
+
+
+@pytest.mark.parametrize("robust,clean,passed", [(0.9, 0.8, False), (0.7, 0.8, True),
+                                                 (0.8, 0.8, True)])
+def test_robust_not_above_clean(robust: float, clean: float, passed: bool) -> None:
+    check = sanity.robust_not_above_clean(robust, clean)
+    assert check.passed is passed
+    assert check.name == "robust<=clean"
+    assert check.to_dict() == {"name": check.name, "passed": passed, "detail": check.detail}
+
+
+def test_warn_failures_logs_each_failure_naming_the_trial(caplog) -> None:
+    checks = [sanity.robust_not_above_clean(0.9, 0.8),
+              sanity.robust_not_above_clean(0.7, 0.8),
+              sanity.Check("transfer", False, "white-box robust 0.9, transfer 0.1")]
+    with caplog.at_level(logging.WARNING, logger="search.sanity"):
+        failed = sanity.warn_failures(checks, "trial 17")
+    assert failed == ["robust<=clean", "transfer"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("trial 17" in r.getMessage() for r in warnings)
+    assert "robust<=clean" in warnings[0].getMessage()
+    assert "transfer" in warnings[1].getMessage()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="search.sanity"):
+        assert sanity.warn_failures(checks[1:2], "trial 18") == []
+    assert not caplog.records
