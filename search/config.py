@@ -29,10 +29,13 @@ class DataConfig:
     """Which data set, where it lives, and how it is split."""
 
     name: str = "digits"  # digits | mnist | fashion-mnist | cifar10
-    root: str | None = None  # local root for torchvision data sets
+    root: str | None = None  # local root for torchvision data sets (see search.data)
+    download: bool = False  # let torchvision download into the cache (needs internet)
     val_fraction: float = 0.2
-    test_fraction: float = 0.2
+    test_fraction: float = 0.2  # digits only; torchvision sets have their own test split
     batch_size: int = 64
+    val_samples: int | None = None  # score trials on a fixed seeded subset of validation
+    test_samples: int | None = None  # re-score the front on a fixed seeded test subset
 
     def validate(self) -> None:
         from search.data import DATASETS
@@ -47,6 +50,9 @@ class DataConfig:
             if not 0 < value < 0.5:
                 raise BadInput(f"config field 'data.{key}' must be in (0, 0.5), got {value}")
         _positive("data.batch_size", self.batch_size)
+        for key in ("val_samples", "test_samples"):
+            if getattr(self, key) is not None:
+                _positive(f"data.{key}", getattr(self, key))
 
 
 @dataclass
@@ -57,6 +63,7 @@ class ModelConfig:
     checkpoint: str | None = None  # a state dict saved with torch.save
     base_epochs: int = 20
     base_lr: float = 0.003
+    base_samples_per_epoch: int | None = None  # random training images per base epoch
 
     def validate(self) -> None:
         from search.models import check_model_name
@@ -64,6 +71,8 @@ class ModelConfig:
         check_model_name(self.name)
         _positive("model.base_epochs", self.base_epochs, allow_zero=True)
         _positive("model.base_lr", self.base_lr)
+        if self.base_samples_per_epoch is not None:
+            _positive("model.base_samples_per_epoch", self.base_samples_per_epoch)
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise BadInput(
                 f"config field 'model.checkpoint': no such file {self.checkpoint!r}"
@@ -133,6 +142,7 @@ class FinetuneConfig:
     attack: str = "pgd"  # pgd | fgsm (FGSM with random start, "fast adversarial training")
     steps: int = 3  # PGD steps while fine-tuning; the step size is 2.5 * epsilon / steps
     lr: float = 0.001
+    samples_per_epoch: int | None = None  # random training images per fine-tuning epoch
     clean_weight: float = 0.0  # loss = w * clean loss + (1 - w) * adversarial loss
     blind_scale: float = 0.8  # BAP: the cut-off perturbation is scaled by this factor
 
@@ -140,6 +150,8 @@ class FinetuneConfig:
         _choice("finetune.attack", self.attack, ("pgd", "fgsm"))
         _positive("finetune.steps", self.steps)
         _positive("finetune.lr", self.lr)
+        if self.samples_per_epoch is not None:
+            _positive("finetune.samples_per_epoch", self.samples_per_epoch)
         if not 0 <= self.clean_weight <= 1:
             raise BadInput(f"config field 'finetune.clean_weight' must be in [0, 1], "
                            f"got {self.clean_weight}")

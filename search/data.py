@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
 
 from search.config import DataConfig
 from search.errors import BadInput
@@ -39,15 +39,37 @@ class Splits:
 
 
 def load_splits(config: DataConfig, seed: int) -> Splits:
-    """Load the configured data set and split it deterministically by `seed`."""
-    return DATASETS[config.name](config, seed)
+    """Load the configured data set and split it deterministically by `seed`.
+
+    `val_samples` / `test_samples` keep a fixed seeded subset of those splits, so every
+    trial is scored on the same images when attacking all of them would cost too much.
+    """
+    splits = DATASETS[config.name](config, seed)
+    splits.val = _subset(splits.val, config.val_samples, seed)
+    splits.test = _subset(splits.test, config.test_samples, seed + 1)
+    return splits
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> DataLoader:
-    """A single-process loader; shuffling is seeded so a trial is repeatable."""
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+def _subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
+    if size is None or size >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[:size].tolist())
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0,
+                samples_per_epoch: int | None = None) -> DataLoader:
+    """A single-process loader; shuffling is seeded so a trial is repeatable.
+
+    With `samples_per_epoch`, each epoch draws that many random images (a fresh subset
+    every epoch), which bounds the cost of an epoch on a large training set.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if samples_per_epoch is not None and samples_per_epoch < len(dataset):
+        sampler = RandomSampler(dataset, num_samples=samples_per_epoch, generator=generator)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                      generator=generator if shuffle else None)
 
 
 def _digits(config: DataConfig, seed: int) -> Splits:
@@ -81,15 +103,12 @@ def _torchvision(cls_name: str, num_classes: int, mean: tuple[float, ...],
         import torchvision
         from torchvision.transforms import ToTensor
 
-        if config.root is None:
-            raise BadInput(f"config field 'data.root' is required for data set {config.name!r}")
-        root = Path(config.root)
-        if not root.is_dir():
-            raise BadInput(f"config field 'data.root': no such directory {config.root!r}")
+        root = resolve_root(config, cls_name)
         cls = getattr(torchvision.datasets, cls_name)
         try:
-            train_full = cls(str(root), train=True, download=False, transform=ToTensor())
-            test = cls(str(root), train=False, download=False, transform=ToTensor())
+            train_full = cls(str(root), train=True, download=config.download,
+                             transform=ToTensor())
+            test = cls(str(root), train=False, download=config.download, transform=ToTensor())
         except RuntimeError as exc:
             raise BadInput(
                 f"config field 'data.root': {config.name} not found under {config.root!r} "
@@ -104,6 +123,74 @@ def _torchvision(cls_name: str, num_classes: int, mean: tuple[float, ...],
         return Splits(train, val, test, info)
 
     return load
+
+
+# Where operating-system packages put the original IDX files (Debian: dataset-fashion-mnist).
+SYSTEM_IDX_DIRS = {"FashionMNIST": [Path("/usr/share/datasets/fashion-mnist")],
+                   "MNIST": [Path("/usr/share/datasets/mnist")]}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def resolve_root(config: DataConfig, cls_name: str) -> Path:
+    """A root in torchvision's layout for `cls_name`, found without any download.
+
+    `data.root` may already be in torchvision's layout (ROOT/FashionMNIST/raw/... or
+    ROOT/cifar-10-batches-py), or, for the MNIST family, a folder holding the original
+    IDX files (gzipped or not), which are unpacked into torchvision's layout in the cache.
+    Without a root, the folders of operating-system packages are tried; with
+    `data.download`, torchvision downloads into the cache.
+    """
+    from search.base_model import cache_dir
+
+    prepared = cache_dir() / "datasets"
+    if config.root is not None:
+        root = Path(config.root)
+        if not root.is_dir():
+            raise BadInput(f"config field 'data.root': no such directory {config.root!r}")
+        if cls_name in SYSTEM_IDX_DIRS and _has_idx(root):
+            return _unpack_idx(root, prepared / f"from-{_path_key(root)}", cls_name)
+        return root
+    if cls_name in SYSTEM_IDX_DIRS:
+        for folder in SYSTEM_IDX_DIRS[cls_name]:
+            if _has_idx(folder):
+                return _unpack_idx(folder, prepared / f"from-{_path_key(folder)}", cls_name)
+    if config.download:
+        return prepared
+    hint = " (on Debian: apt-get install dataset-fashion-mnist)" if cls_name == "FashionMNIST" \
+        else ""
+    raise BadInput(f"config field 'data.root' is required for data set {config.name!r}: a "
+                   f"local folder with its files{hint}, or set data.download: true")
+
+
+def _has_idx(folder: Path) -> bool:
+    return all((folder / name).is_file() or (folder / f"{name}.gz").is_file()
+               for name in IDX_FILES)
+
+
+def _path_key(folder: Path) -> str:
+    return str(folder.resolve()).strip("/").replace("/", "_")
+
+
+def _unpack_idx(source: Path, root: Path, cls_name: str) -> Path:
+    """Copy (and gunzip) the IDX files into ROOT/<cls_name>/raw, once."""
+    import gzip
+    import shutil
+
+    raw = root / cls_name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in IDX_FILES:
+        target = raw / name
+        if target.is_file():
+            continue
+        partial = raw / f".{name}.partial"
+        if (source / name).is_file():
+            shutil.copyfile(source / name, partial)
+        else:
+            with gzip.open(source / f"{name}.gz", "rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        partial.replace(target)
+    return root
 
 
 def _info_from(images: torch.Tensor, num_classes: int) -> DataInfo:
