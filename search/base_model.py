@@ -38,6 +38,7 @@ def base_recipe(config: StudyConfig) -> dict[str, Any]:
         "model": config.model.name,
         "epochs": config.model.base_epochs,
         "lr": config.model.base_lr,
+        "samples_per_epoch": config.model.base_samples_per_epoch,
         "seed": config.seed,
     }
 
@@ -85,7 +86,8 @@ def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device)
              config.model.name, config.model.base_epochs, path)
     torch.manual_seed(config.seed)
     model.to(device)
-    loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed)
+    loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed,
+                         samples_per_epoch=config.model.base_samples_per_epoch)
     train_base(model, loader, config.model.base_epochs, config.model.base_lr, device)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
