@@ -18,7 +18,7 @@ import yaml
 
 from search.errors import BadInput, close_matches
 
-ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 32)
+ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 STRATEGIES = ("standard", "adversarial", "blind")
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"

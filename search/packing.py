@@ -26,8 +26,8 @@ SCALE = ".weight.scale"
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Pack signed `bits`-bit integers into a flat uint8 tensor, little-endian bit order."""
     qmin, _ = quant_range(bits)
-    unsigned = (codes.flatten().cpu().numpy().astype(np.int64) - qmin).astype(np.uint8)
-    bit_planes = (unsigned[:, None] >> np.arange(bits, dtype=np.uint8)) & 1
+    unsigned = codes.flatten().cpu().numpy().astype(np.int64) - qmin
+    bit_planes = ((unsigned[:, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8)
     return torch.from_numpy(np.packbits(bit_planes.reshape(-1), bitorder="little"))
 
 

@@ -1,4 +1,4 @@
-"""Per-layer weight quantization: symmetric, per output channel, 2..8 bits.
+"""Per-layer weight quantization: symmetric, per output channel, 2..8 or 16 bits.
 
 During fine-tuning and attacks a layer's weight is fake-quantized through a
 parametrization (`torch.fake_quantize_per_channel_affine`, whose gradient is the
