@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,22 @@ def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device)
     model.to(device)
     loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed,
                          samples_per_epoch=config.model.base_samples_per_epoch)
+    cpu_start = time.process_time()
     train_base(model, loader, config.model.base_epochs, config.model.base_lr, device)
+    cost = {"cpu_seconds": time.process_time() - cpu_start}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(recipe, indent=2))
+    path.with_suffix(".json").write_text(json.dumps({**recipe, **cost}, indent=2))
     return model.eval()
+
+
+def base_training_cpu_seconds(config: StudyConfig) -> float | None:
+    """CPU-seconds the cached base model took to train (None for a user checkpoint)."""
+    if config.model.checkpoint:
+        return None
+    record = cache_dir() / f"base-{recipe_hash(base_recipe(config))}.json"
+    if not record.is_file():
+        return None
+    return json.loads(record.read_text()).get("cpu_seconds")

@@ -31,6 +31,7 @@ def _storage_url(given: str | None, from_config: str | None = None) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print its Pareto front."""
+    from search.baselines import baseline_config, enqueue_baseline
     from search.config import load_config
     from search.optuna_driver import open_study, run_study
     from search.pareto import front_frame
@@ -43,13 +44,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.preset, {
         "study": args.study, "storage": args.storage, "trials": args.trials,
         "timeout": args.timeout, "seed": args.seed, "device": args.device,
-        "model.checkpoint": args.checkpoint,
+        "sampler": args.sampler, "model.checkpoint": args.checkpoint,
     })
+    if args.baseline:
+        config = baseline_config(config, args.baseline, study=args.study)
     url = _storage_url(args.storage, config.storage)
     check_storage_url(url)
     setup = StudySetup.build(config)  # bad checkpoint or data root fail here, before writing
     storage = open_storage(url)
     study = open_study(config, storage)
+    if args.baseline:
+        enqueue_baseline(study, config, args.baseline)
     run_study(config, setup, study, artifact_store(url, config.artifacts))
     _print_front(front_frame(study), args.json)
     if not args.json:
@@ -218,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     run.add_argument("--backend", default="optuna", help="optuna")
+    run.add_argument("--sampler", help="tpe, nsga2 or random (default: the config's)")
+    run.add_argument("--baseline", metavar="NAME",
+                     help="run a baseline study of the config instead: paper-grid, random or "
+                          "adversarial-training (named STUDY-NAME unless --study is given)")
     run.add_argument("--json", action="store_true", help="print the front as JSON")
 
     pareto = _command(commands, "pareto", cmd_pareto)

@@ -94,6 +94,9 @@ class SpaceConfig:
     # fine-tuning strategies to choose from: standard (clean), adversarial (PGD/FGSM at the
     # trial's epsilon) and blind (BAP's cutoff-scale budget, epsilon as its upper bound)
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    # where a trial starts: the trained base model, or a fresh random init ("scratch",
+    # the adversarial-training-from-scratch baseline, trained like the base model)
+    init: list[str] = field(default_factory=lambda: ["base"])
 
     def validate(self) -> None:
         allowed = ("layer", "group", "global")
@@ -133,6 +136,10 @@ class SpaceConfig:
             raise BadInput(f"config field 'space.strategies' must list some of {STRATEGIES}")
         for strategy in self.strategies:
             _choice("space.strategies", strategy, STRATEGIES)
+        if not self.init:
+            raise BadInput("config field 'space.init' must list some of base, scratch")
+        for init in self.init:
+            _choice("space.init", init, ("base", "scratch"))
 
 
 @dataclass

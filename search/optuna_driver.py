@@ -20,6 +20,7 @@ from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 
 from objectives import get_objective
+from search.base_model import base_training_cpu_seconds
 from search.config import StudyConfig, parse_constraint
 from search.errors import BadInput
 from search.evaluation import describe
@@ -175,6 +176,9 @@ def record(trial: optuna.Trial, setup: StudySetup, outcome: TrialOutcome,
     trial.set_user_attr("metrics", outcome.metrics)
     trial.set_user_attr("notes", outcome.notes)
     trial.set_user_attr("widths", layer_widths(outcome.model))
+    plan = outcome.plan
+    trial.set_user_attr("plan", {"strategy": plan.strategy, "epsilon": plan.epsilon,
+                                 "epochs": plan.epochs, "from_scratch": plan.from_scratch})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
         save_packed(outcome.model, path, weights_metadata(setup))
@@ -192,6 +196,8 @@ def weights_metadata(setup: StudySetup) -> dict[str, str]:
 def prepare_study(study: optuna.Study, setup: StudySetup, artifacts: Any) -> None:
     """Once per study: keep the base model and record the study-wide sanity checks."""
     store_base(study, setup.base_model, artifacts)
+    if "base_cpu_seconds" not in study.user_attrs:
+        study.set_user_attr("base_cpu_seconds", base_training_cpu_seconds(setup.config))
     if "sanity.base" not in study.user_attrs:
         log.info("sanity checks on the base model (%s)", describe(setup.config.evaluation))
         study.set_user_attr("sanity.base", base_sanity(setup.base_model, setup.splits,

@@ -26,6 +26,10 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     row.update({name: metrics.get(name) for name in BUILT_IN_METRICS})
     row.update({k: v for k, v in metrics.items() if k not in row})
     row.update(summarize_params(trial.params))
+    plan = trial.user_attrs.get("plan")
+    if plan:  # what the trial did, after decoding (a standard strategy has epsilon 0)
+        row.update(strategy=plan["strategy"], epsilon=plan["epsilon"],
+                   init="scratch" if plan["from_scratch"] else "base")
     row.update({f"params.{k}": v for k, v in trial.params.items()})
     if trial.state == TrialState.FAIL:
         row["fail_reason"] = trial.user_attrs.get("fail_reason", UNFINISHED_REASON)

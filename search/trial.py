@@ -7,6 +7,7 @@ returns metrics, so every backend runs exactly the same code.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ from search.data import Splits, load_splits, make_loader
 from search.device import resolve_device
 from search.errors import TrialFailed
 from search.finetune import finetune
+from search.models import build_model
 from search.pruning import prunable_layers, prune, weighted_layers
 from search.quantization import quantize_weights
 from search.sanity import robust_not_above_clean, warn_failures
@@ -75,6 +77,10 @@ class StudySetup:
     def plan(self, params: dict[str, Any]) -> Plan:
         return decode(self.config.space, params, self.prunable, self.quantizable)
 
+    def fresh_model(self) -> nn.Module:
+        """The base architecture with a random init (seeded by the caller)."""
+        return build_model(self.config.model.name, self.splits.info).to(self.device).eval()
+
     def metric_names(self) -> list[str]:
         return list(dict.fromkeys([*BUILT_IN_METRICS, *self.config.objectives]))
 
@@ -97,17 +103,29 @@ def compress(base: nn.Module, plan: Plan, input_shape: tuple[int, ...],
 
 
 def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> TrialOutcome:
-    """Compress the base model as `params` say, fine-tune it, and score it."""
+    """Compress the base model as `params` say, fine-tune it, and score it.
+
+    `seconds` holds the wall time of each step and `cpu` the process CPU-seconds of the
+    whole trial (all threads), the compute a method spends.
+    """
+    cpu_start = time.process_time()
     seconds: dict[str, float] = {}
+    cfg = setup.config
+    torch.manual_seed(cfg.seed * 100_003 + number)
     clock = time.perf_counter()
     plan = setup.plan(params)
-    model = compress(setup.base_model, plan, setup.input_shape, setup.device)
+    start = setup.fresh_model() if plan.from_scratch else setup.base_model
+    model = compress(start, plan, setup.input_shape, setup.device)
     seconds["compress"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    torch.manual_seed(setup.config.seed * 100_003 + number)
-    cfg = setup.config
-    finetune(model, setup.train_loader, plan, cfg.finetune, setup.device)
+    if plan.from_scratch:  # trained like the base model: its data per epoch and its lr
+        loader = make_loader(setup.splits.train, cfg.data.batch_size, shuffle=True,
+                             seed=cfg.seed, samples_per_epoch=cfg.model.base_samples_per_epoch)
+        finetune(model, loader, plan, dataclasses.replace(cfg.finetune, lr=cfg.model.base_lr),
+                 setup.device)
+    else:
+        finetune(model, setup.train_loader, plan, cfg.finetune, setup.device)
     seconds["finetune"] = time.perf_counter() - clock
 
     ctx = TrialContext(model=model.eval(), params=dict(params), config=cfg,
@@ -125,4 +143,5 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
         metrics[name] = float(value)
     check = robust_not_above_clean(metrics["robust_accuracy"], metrics["clean_accuracy"])
     ctx.notes["sanity_failed"] = warn_failures([check], f"trial {number}")
+    seconds["cpu"] = time.process_time() - cpu_start
     return TrialOutcome(model, plan, metrics, ctx.notes, seconds)

@@ -69,6 +69,8 @@ def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> 
     params.append(Param("epochs", "int", config.epochs[0], config.epochs[1]))
     if len(config.strategies) > 1:
         params.append(Param("strategy", "categorical", choices=tuple(config.strategies)))
+    if len(config.init) > 1:
+        params.append(Param("init", "categorical", choices=tuple(config.init)))
     return params
 
 
@@ -80,7 +82,8 @@ def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
     epsilon = float(params["epsilon"])
     if strategy == "standard" or epsilon == 0:
         strategy, epsilon = "standard", 0.0
-    plan = Plan(epsilon=epsilon, epochs=int(params["epochs"]), strategy=strategy)
+    plan = Plan(epsilon=epsilon, epochs=int(params["epochs"]), strategy=strategy,
+                from_scratch=params.get("init", config.init[0]) == "scratch")
     for key, layers in _keys(config, prunable, quantizable).items():
         value = float(params.get(_name("sparsity", key), config.sparsity[0]))
         plan.sparsity.update({layer: value for layer in layers})

@@ -38,3 +38,4 @@ class Plan:
     epsilon: float = 0.0  # 0 for the standard strategy
     epochs: int = 0
     strategy: str = "standard"  # standard | adversarial | blind
+    from_scratch: bool = False  # start from a random init instead of the base model

@@ -40,7 +40,8 @@ def trial_split(db: Path) -> dict[str, float]:
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         wall += (trial.datetime_complete - trial.datetime_start).total_seconds()
         for key, seconds in trial.user_attrs["seconds"].items():
-            totals[key] = totals.get(key, 0.0) + seconds
+            if key != "cpu":  # CPU-seconds of the whole trial, not a part of its wall time
+                totals[key] = totals.get(key, 0.0) + seconds
     totals["sampler and bookkeeping"] = wall - sum(totals.values())
     totals["trial wall"] = wall
     return totals
