@@ -1,0 +1,427 @@
+"""Benchmark: our search against random search, the paper's grid and adversarial training.
+
+Run on demand (not part of the test suite):
+    python tests/benchmarks/bench_search_vs_baselines.py [--preset digits] [--seeds 0 1]
+        [--trials N] [--out DIR] [--jobs-dir DIR]
+
+`--preset digits` (default) is the quick version, `--preset fashion-mnist` the paper's
+setting (arXiv 2403.09441). For every seed, four studies run through the real CLI, each
+in its own SQLite file, on the same data, seed and evaluation attack:
+  ours      search run --preset P --seed S                                (the preset's budget,
+  random    search run --preset P --seed S --baseline random              or --trials N)
+  grid      search run --preset P --seed S --baseline paper-grid          (60 fixed trials)
+  advtrain  search run --preset P --seed S --baseline adversarial-training (1 trial, from scratch)
+then `search pareto --json` re-assesses each front on the test split under the final attack.
+The base model is trained once per seed (a cache in the work dir) and its CPU-seconds are
+charged to every method that starts from it (ours, random, grid), not to adversarial
+training, which starts from scratch.
+
+Per method and seed: CPU-seconds spent, the hypervolume of the test-set front (robust
+accuracy under the final attack, re-timed latency, size), normalised by a fixed reference
+point (robust 0, latency 2x the base model's, size the base model's), and the best test
+robust accuracy among front members at most 1/4 and 1/8 of the base size. Writes
+DIR/results.csv (one row per method and seed), DIR/results.md (the summary table) and
+DIR/hv_vs_cpu.png (validation-front hypervolume against cumulative CPU-seconds). The
+studies stay in the work dir (`--jobs-dir`, default DIR/work-*); running again with the
+same `--jobs-dir` resumes them instead of starting over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.hypervolume import hypervolume, to_minimisation
+
+METHODS = {  # name -> (study prefix, --baseline, whether it starts from the base model)
+    "ours": ("ours", None, True),
+    "random": ("random", "random", True),
+    "paper grid": ("grid", "paper-grid", True),
+    "adv. training": ("advtrain", "adversarial-training", False),
+}
+DIRECTIONS = ["maximize", "minimize", "minimize"]  # robust accuracy, latency, size
+REFERENCE = [0.0, 1.0, 1.0]  # in normalised minimisation space: -robust, lat/ref, size/ref
+SIZE_FRACTIONS = (4, 8)
+LOG_TAIL = 40
+
+
+class Failed(Exception):
+    """A subprocess failed; the message says which and where its log is."""
+
+
+@dataclass
+class Run:
+    method: str
+    seed: int
+    study: str
+    storage: str
+    wall_seconds: float = 0.0
+    trials: int = 0
+    failed: int = 0
+    cpu_seconds: float = 0.0
+    base_cpu_seconds: float = 0.0
+    test_front_hv: float = 0.0
+    front_size: int = 0
+    best_test_robust: float | None = None
+    best_robust: dict[int, float | None] = field(default_factory=dict)
+    curve: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reference:
+    latency_ms: float  # 2 x the base model's re-timed median latency
+    size_bytes: float  # the base model's size
+    base_latency_ms: float
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def search_command() -> list[str]:
+    """The `search` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "search"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "search.cli"]
+
+
+def run_cli(args: list[str], label: str, logs: Path, env: dict[str, str], cwd: Path) -> str:
+    """Run `search -q ARGS`; its stdout is returned, both streams kept in a log file."""
+    command = [*search_command(), "-q", *args]
+    log = logs / f"{label}.log"
+    say(f"[{label}] search {' '.join(args)}")
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log.write_text(f"$ {' '.join(command)}\n--- stdout\n{result.stdout}\n"
+                   f"--- stderr\n{result.stderr}")
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-LOG_TAIL:])
+        raise Failed(f"[{label}] `search {' '.join(args[:1])}` exited with code "
+                     f"{result.returncode} after {clock(seconds)}; full log: {log}\n{tail}")
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    note = f", {len(warnings)} stderr lines (see {log})" if warnings else ""
+    say(f"[{label}] done in {clock(seconds)}{note}")
+    return result.stdout
+
+
+def run_method(method: str, seed: int, args: argparse.Namespace, work: Path,
+               env: dict[str, str]) -> Run:
+    prefix, baseline, _ = METHODS[method]
+    study = f"{prefix}-{seed}"
+    db = work / f"{study}.db"
+    storage = f"sqlite:///{db.resolve()}"
+    command = ["run", "--preset", args.preset, "--seed", str(seed), "--storage", storage,
+               "--study", study, "--json"]
+    if baseline:
+        command += ["--baseline", baseline]
+    if args.trials is not None and method in ("ours", "random"):
+        command += ["--trials", str(args.trials)]
+    start = time.perf_counter()
+    run_cli(command, f"{study} run", work / "logs", env, work)
+    pareto = run_cli(["pareto", "--study", study, "--storage", storage, "--json"],
+                     f"{study} pareto", work / "logs", env, work)
+    (work / "logs" / f"{study}.pareto.json").write_text(pareto)
+    return Run(method, seed, study, storage, wall_seconds=time.perf_counter() - start)
+
+
+def load(run: Run) -> optuna.Study:
+    return optuna.load_study(study_name=run.study, storage=run.storage)
+
+
+def normalised(robust: float, latency_ms: float, size: float, ref: Reference) -> list[float]:
+    return [robust, latency_ms / ref.latency_ms, size / ref.size_bytes]
+
+
+def front_hypervolume(points: list[list[float]]) -> float:
+    """HV of (robust, latency/ref, size/ref) points against the fixed reference."""
+    minimised = to_minimisation(points, DIRECTIONS)
+    return hypervolume(non_dominated(minimised), REFERENCE)
+
+
+def non_dominated(points: list[list[float]]) -> list[list[float]]:
+    """The points no other point dominates (minimisation); the HV is the same, faster."""
+    unique = [list(p) for p in {tuple(p) for p in points}]
+    return [p for p in unique
+            if not any(q != p and all(a <= b for a, b in zip(q, p, strict=True))
+                       for q in unique)]
+
+
+def measure_reference(run: Run) -> Reference:
+    """Latency (re-timed like the front) and size of the base model stored in a study."""
+    from search.config import config_from_dict
+    from search.data import load_splits, make_loader
+    from search.device import resolve_device
+    from search.front_report import load_base
+    from search.latency import calibration_batches, measure_latency
+    from search.packing import size_bytes
+    from search.storage import artifact_store
+
+    study = load(run)
+    config = config_from_dict(study.user_attrs["config"])
+    device = resolve_device(config.device)
+    splits = load_splits(config.data, config.seed)
+    base = load_base(study, config, splits, artifact_store(run.storage, config.artifacts),
+                     device)
+    info = splits.info
+    train = make_loader(splits.train, 256)
+    stats = measure_latency(base, (info.in_channels, info.image_size, info.image_size),
+                            config.latency, device,
+                            lambda: calibration_batches(train,
+                                                        config.latency.calibration_samples))
+    return Reference(latency_ms=2 * stats.median_ms, size_bytes=float(size_bytes(base)),
+                     base_latency_ms=stats.median_ms)
+
+
+def completion_order(trial: FrozenTrial) -> tuple:
+    return (trial.datetime_complete or trial.datetime_start, trial.number)
+
+
+def score(run: Run, ref: Reference) -> None:
+    """Fill in a run's numbers from its study (test front, compute, validation curve)."""
+    study = load(run)
+    _, _, from_base = METHODS[run.method]
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    run.trials = len(complete)
+    run.failed = sum(t.state == TrialState.FAIL for t in trials)
+    base_cpu = study.user_attrs.get("base_cpu_seconds") if from_base else 0.0
+    if from_base and base_cpu is None:
+        raise Failed(f"study {run.study}: no base_cpu_seconds recorded (the base model was "
+                     f"not trained in this run's cache)")
+    run.base_cpu_seconds = float(base_cpu or 0.0)
+    spent = run.base_cpu_seconds
+    curve = [(spent, 0.0)] if from_base else []
+    points: list[list[float]] = []
+    for trial in sorted((t for t in trials if "seconds" in t.user_attrs), key=completion_order):
+        spent += trial.user_attrs["seconds"]["cpu"]
+        metrics = trial.user_attrs.get("metrics")
+        if trial.state == TrialState.COMPLETE and metrics and trial.user_attrs.get(
+                "feasible", True):
+            points.append(normalised(metrics["robust_accuracy"], metrics["latency_ms"],
+                                     metrics["size_bytes"], ref))
+        curve.append((spent, front_hypervolume(points)))
+    run.cpu_seconds = spent
+    run.curve = curve
+
+    front = study.best_trials
+    run.front_size = len(front)
+    test_points, members = [], []
+    for trial in front:
+        final = study.user_attrs.get(f"final.{trial.number}")
+        if final is None:
+            raise Failed(f"study {run.study}: front member {trial.number} has no test "
+                         f"assessment (final.{trial.number}); did `search pareto` run?")
+        robust = final["test"]["robust_accuracy_final"]
+        size = trial.user_attrs["metrics"]["size_bytes"]
+        test_points.append(normalised(robust, final["latency"]["median_ms"], size, ref))
+        members.append((robust, size))
+    run.test_front_hv = front_hypervolume(test_points)
+    run.best_test_robust = max((r for r, _ in members), default=None)
+    for fraction in SIZE_FRACTIONS:
+        fits = [r for r, size in members if size <= ref.size_bytes / fraction]
+        run.best_robust[fraction] = max(fits) if fits else None
+
+
+def summary(values: list[float | None], digits: int, total: int) -> str:
+    """Mean and (min-max) over seeds; '-' when no seed has a value."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    text = f"{statistics.mean(present):.{digits}f}"
+    if len(present) > 1:
+        text += f" ({min(present):.{digits}f}–{max(present):.{digits}f})"
+    if len(present) < total:
+        text += f" [{len(present)}/{total} seeds]"
+    return text
+
+
+HEADERS = ["method", "trials", "CPU-s", "test-front HV", "best robust <=1/4 size",
+           "best robust <=1/8 size"]
+
+
+def table_rows(runs: list[Run]) -> list[list[str]]:
+    rows = []
+    for method in METHODS:
+        mine = [r for r in runs if r.method == method]
+        if not mine:
+            continue
+        n = len(mine)
+        rows.append([
+            method,
+            summary([r.trials for r in mine], 0, n),
+            summary([r.cpu_seconds for r in mine], 0, n),
+            summary([r.test_front_hv for r in mine], 3, n),
+            *(summary([r.best_robust[f] for r in mine], 3, n) for f in SIZE_FRACTIONS),
+        ])
+    return rows
+
+
+def fixed_width(rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                       for i, (h, w) in enumerate(zip(HEADERS, widths, strict=True)))]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    return "\n".join(lines)
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def notes(args: argparse.Namespace, runs: list[Run], ref: Reference, threat: str) -> list[str]:
+    adv = [r for r in runs if r.method == "adv. training"]
+    n = len(adv)
+    return [
+        f"preset {args.preset}, seeds {' '.join(map(str, args.seeds))}; values are the mean "
+        "over seeds (min–max)",
+        f"evaluation: {threat}",
+        f"reference point: robust accuracy 0, latency {ref.latency_ms:.4f} ms "
+        f"(2 x base {ref.base_latency_ms:.4f} ms), size {ref.size_bytes:,.0f} bytes (base); "
+        "HV of (robust, latency/ref, size/ref) against (0, 1, 1)",
+        "CPU-s: CPU-seconds of all trials, plus base-model training for the methods that "
+        "start from it (not adversarial training, which starts from scratch)",
+        "adversarial training from scratch (reference): test robust accuracy (final attack) "
+        f"{summary([r.best_test_robust for r in adv], 3, n)}, CPU-s "
+        f"{summary([r.cpu_seconds for r in adv], 0, n)}",
+    ]
+
+
+def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
+    fields = ["method", "seed", "study", "storage", "trials", "failed", "cpu_seconds",
+              "base_cpu_seconds", "wall_seconds", "test_front_hv", "front_size",
+              "best_test_robust_final", *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
+              "ref_latency_ms", "ref_size_bytes"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for run in runs:
+            writer.writerow({
+                "method": run.method, "seed": run.seed, "study": run.study,
+                "storage": run.storage, "trials": run.trials, "failed": run.failed,
+                "cpu_seconds": round(run.cpu_seconds, 3),
+                "base_cpu_seconds": round(run.base_cpu_seconds, 3),
+                "wall_seconds": round(run.wall_seconds, 1),
+                "test_front_hv": round(run.test_front_hv, 6), "front_size": run.front_size,
+                "best_test_robust_final": run.best_test_robust,
+                **{f"best_robust_le_1_{f}_size": run.best_robust[f] for f in SIZE_FRACTIONS},
+                "ref_latency_ms": ref.latency_ms, "ref_size_bytes": ref.size_bytes,
+            })
+
+
+def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = dict(zip(METHODS, ["C0", "C1", "C2", "C3"], strict=True))
+    for method in METHODS:
+        mine = [r for r in runs if r.method == method]
+        for index, run in enumerate(mine):
+            xs, ys = zip(*run.curve, strict=True) if run.curve else ((), ())
+            label = method if index == 0 else None
+            if len(xs) == 1:
+                ax.plot(xs, ys, "*", markersize=12, color=colors[method], label=label)
+            else:
+                ax.step(xs, ys, where="post", color=colors[method], label=label,
+                        alpha=0.9 if len(mine) == 1 else 0.6)
+    ax.set_xlabel("cumulative CPU-seconds (base-model training included where used)")
+    ax.set_ylabel("hypervolume of the validation front")
+    ax.set_title(f"{preset}: HV vs compute (one line per seed); ref: robust 0, "
+                 f"{ref.latency_ms:.3g} ms, {ref.size_bytes:,.0f} B", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def threat_model(run: Run) -> str:
+    from search.config import config_from_dict
+    from search.evaluation import describe
+
+    config = config_from_dict(load(run).user_attrs["config"])
+    return (f"search attack (validation) {describe(config.evaluation)}; final attack (test) "
+            f"{describe(config.evaluation, final=True)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="digits", help="digits (quick) or fashion-mnist")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--trials", type=int, default=None,
+                        help="budget of ours and random (default: the preset's)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where results go (default: a new temp dir)")
+    parser.add_argument("--jobs-dir", type=Path, default=None,
+                        help="studies, base-model cache and logs (default: DIR/work-*); "
+                             "reusing one resumes its studies")
+    args = parser.parse_args()
+    if args.trials is not None and args.trials < 1:
+        parser.error("--trials must be >= 1")
+    out = args.out or Path(tempfile.mkdtemp(prefix="aer-bench-vs-baselines-"))
+    out.mkdir(parents=True, exist_ok=True)
+    work = args.jobs_dir or Path(tempfile.mkdtemp(prefix="work-", dir=out))
+    work = work.resolve()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "AER_SEARCH_CACHE": str(work / "cache")}
+    env.pop("AER_SEARCH_STORAGE", None)
+    say(f"results in {out}, studies and logs in {work}")
+
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs: list[Run] = []
+    try:
+        for seed in args.seeds:
+            for method in METHODS:
+                runs.append(run_method(method, seed, args, work, env))
+        say("measuring the base model for the reference point")
+        ref = measure_reference(runs[0])
+        for run in runs:
+            score(run, ref)
+    except Failed as exc:
+        print(f"bench_search_vs_baselines: error: {exc}", file=sys.stderr)
+        return 1
+
+    rows = table_rows(runs)
+    lines = notes(args, runs, ref, threat_model(runs[0]))
+    print(fixed_width(rows))
+    print()
+    for line in lines:
+        print(line)
+    (out / "results.md").write_text(markdown(rows) + "\n\n"
+                                    + "\n".join(f"- {line}" for line in lines) + "\n")
+    write_csv(out / "results.csv", runs, ref)
+    plot(out / "hv_vs_cpu.png", runs, ref, args.preset)
+    (out / "reference.json").write_text(json.dumps(asdict(ref), indent=2) + "\n")
+    say(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'hv_vs_cpu.png'} "
+        f"(total {clock(time.perf_counter() - start)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
