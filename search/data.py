@@ -29,6 +29,11 @@ class DataInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One input's (channels, height, width)."""
+        return (self.in_channels, self.image_size, self.image_size)
+
 
 @dataclass
 class Splits:

@@ -100,7 +100,7 @@ def _export_member(trial: optuna.trial.FrozenTrial, report: dict[str, Any],
 
 
 def _write_onnx(model: nn.Module, info: DataInfo, path: Path) -> None:
-    example = torch.rand(1, info.in_channels, info.image_size, info.image_size)
+    example = torch.rand(1, *info.input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is legacy
         torch.onnx.export(deployable(model).cpu(), (example,), str(path), dynamo=False,

@@ -103,7 +103,7 @@ def assess_member(trial: optuna.trial.FrozenTrial, config: StudyConfig, splits: 
     loader = make_loader(splits.test, 256)
     checks = sanity.model_checks(model, loader, config.evaluation, config.sanity, device,
                                  config.seed, base=base)
-    shape = (info.in_channels, info.image_size, info.image_size)
+    shape = info.input_shape
     train = make_loader(splits.train, 256)
     stats = measure_latency(model, shape, config.latency, device,
                             lambda: calibration_batches(train, config.latency.calibration_samples))

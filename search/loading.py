@@ -37,7 +37,7 @@ def load_model_with_info(path: str | Path) -> tuple[nn.Module, DataInfo]:
     raw_info = json.loads(metadata["data_info"])
     info = DataInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw_info.items()})
     model = build_model(metadata["model"], info)
-    example = torch.rand(1, info.in_channels, info.image_size, info.image_size)
+    example = torch.rand(1, *info.input_shape)
     widths = {name: state[f"{name}.weight"].shape[0] for name in prunable_layers(model)}
     prune_to_widths(model, widths, example)
     model.load_state_dict(state)

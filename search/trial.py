@@ -68,8 +68,7 @@ class StudySetup:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        info = self.splits.info
-        return (info.in_channels, info.image_size, info.image_size)
+        return self.splits.info.input_shape
 
     def space(self) -> list[Param]:
         return expand(self.config.space, self.prunable, self.quantizable)

@@ -53,7 +53,7 @@ def main() -> None:
     device = resolve_device(config.device)
     splits = load_splits(config.data, config.seed)
     val, test = make_loader(splits.val, 256), make_loader(splits.test, 256)
-    shape = (splits.info.in_channels, splits.info.image_size, splits.info.image_size)
+    shape = splits.info.input_shape
     train = make_loader(splits.train, 256)
 
     def calibration() -> list[torch.Tensor]:
