@@ -69,6 +69,7 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
 def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
                create: bool = True) -> optuna.Study:
     """Create the study, or load it after checking it was made with a compatible config."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is ours, on stderr
     names = optuna.get_all_study_names(storage)
     if config.study not in names:
         if not create:
@@ -216,7 +217,6 @@ def run_study(config: StudyConfig, setup: StudySetup, study: optuna.Study,
         return study
     log.info("study %r: %d trials done, running %d more", config.study, done, remaining)
     study.sampler = make_sampler(config, done)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
         make_objective(setup, artifacts),
         n_trials=remaining,
