@@ -74,6 +74,7 @@ class Run:
     base_cpu_seconds: float = 0.0
     test_front_hv: float = 0.0
     front_size: int = 0
+    front_sanity_failed: int = 0  # front members failing a test-split sanity check
     best_test_robust: float | None = None
     best_robust: dict[int, float | None] = field(default_factory=dict)
     curve: list[tuple[float, float]] = field(default_factory=list)
@@ -115,9 +116,10 @@ def run_cli(args: list[str], label: str, logs: Path, env: dict[str, str], cwd: P
         tail = "\n".join(result.stderr.strip().splitlines()[-LOG_TAIL:])
         raise Failed(f"[{label}] `search {' '.join(args[:1])}` exited with code "
                      f"{result.returncode} after {clock(seconds)}; full log: {log}\n{tail}")
-    warnings = [line for line in result.stderr.splitlines() if line.strip()]
-    note = f", {len(warnings)} stderr lines (see {log})" if warnings else ""
-    say(f"[{label}] done in {clock(seconds)}{note}")
+    for line in result.stderr.splitlines():  # warnings (e.g. failed sanity checks), not
+        if line.strip() and not line.startswith("[I "):  # Optuna's "study created" line
+            say(f"[{label}]   {line}")
+    say(f"[{label}] done in {clock(seconds)}")
     return result.stdout
 
 
@@ -232,6 +234,7 @@ def score(run: Run, ref: Reference) -> None:
         size = trial.user_attrs["metrics"]["size_bytes"]
         test_points.append(normalised(robust, final["latency"]["median_ms"], size, ref))
         members.append((robust, size))
+        run.front_sanity_failed += not all(c["passed"] for c in final["sanity"])
     run.test_front_hv = front_hypervolume(test_points)
     run.best_test_robust = max((r for r, _ in members), default=None)
     for fraction in SIZE_FRACTIONS:
@@ -304,14 +307,26 @@ def notes(args: argparse.Namespace, runs: list[Run], ref: Reference, threat: str
         "start from it (not adversarial training, which starts from scratch)",
         "adversarial training from scratch (reference): test robust accuracy (final attack) "
         f"{summary([r.best_test_robust for r in adv], 3, n)}, CPU-s "
-        f"{summary([r.cpu_seconds for r in adv], 0, n)}",
+        f"{summary([r.cpu_seconds for r in adv], 0, n)}; uncompressed, so its size equals "
+        "the reference size and its HV is 0 by construction",
+        *sanity_notes(runs),
     ]
+
+
+def sanity_notes(runs: list[Run]) -> list[str]:
+    failed = [f"{r.study} ({r.front_sanity_failed} of {r.front_size})" for r in runs
+              if r.front_sanity_failed]
+    if not failed:
+        return ["sanity checks (gradient masking): all front members passed on the test split"]
+    return ["front members FAILING a test-split sanity check (gradient masking suspected; "
+            f"their robust accuracy is still counted): {', '.join(failed)}"]
 
 
 def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
     fields = ["method", "seed", "study", "storage", "trials", "failed", "cpu_seconds",
               "base_cpu_seconds", "wall_seconds", "test_front_hv", "front_size",
-              "best_test_robust_final", *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
+              "front_sanity_failed", "best_test_robust_final",
+              *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
               "ref_latency_ms", "ref_size_bytes"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -324,6 +339,7 @@ def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
                 "base_cpu_seconds": round(run.base_cpu_seconds, 3),
                 "wall_seconds": round(run.wall_seconds, 1),
                 "test_front_hv": round(run.test_front_hv, 6), "front_size": run.front_size,
+                "front_sanity_failed": run.front_sanity_failed,
                 "best_test_robust_final": run.best_test_robust,
                 **{f"best_robust_le_1_{f}_size": run.best_robust[f] for f in SIZE_FRACTIONS},
                 "ref_latency_ms": ref.latency_ms, "ref_size_bytes": ref.size_bytes,
