@@ -144,6 +144,7 @@ def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArti
 
     def objective(trial: optuna.Trial) -> list[float]:
         params = {param.name: suggest(trial, param) for param in space}
+        cpu_start = time.process_time()
         try:
             outcome = run_trial(setup, params, trial.number)
             apply_constraints(trial, setup.config, outcome.metrics)
@@ -153,6 +154,8 @@ def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArti
             trial.set_user_attr("seconds", outcome.seconds)
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            # a failed trial's compute still counts against its method
+            trial.set_user_attr("seconds", {"cpu": time.process_time() - cpu_start})
             raise
         return [outcome.metrics[name] for name in objectives]
 
