@@ -83,6 +83,7 @@ def test_console_script_runs_a_study_whose_plugins_fail_some_trials(
         reason = trial.user_attrs["fail_reason"]
         assert reason.startswith("RuntimeError: ") and plugins.EXPLODE_MESSAGE in reason
         assert "weights_artifact" not in trial.user_attrs
+        assert trial.user_attrs["seconds"]["cpu"] > 0  # its compute still counts
         assert f"[{trial.number + 1}/4] trial {trial.number} FAIL: RuntimeError: " \
                f"{plugins.EXPLODE_MESSAGE}" in run.stderr
     for trial in nan:
