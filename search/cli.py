@@ -124,7 +124,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     elif args.json:
         print(frame_json(frame))
     else:
-        print(format_table(frame, extra=["state", "fail_reason"]))
+        print(format_table(frame, extra=["state", "feasible", "fail_reason"]))
     return 0
 
 

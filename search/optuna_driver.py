@@ -66,15 +66,10 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
     return trial.suggest_float(param.name, param.low, param.high, step=param.step)
 
 
-def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
-               create: bool = True) -> optuna.Study:
+def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study, or load it after checking it was made with a compatible config."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is ours, on stderr
-    names = optuna.get_all_study_names(storage)
-    if config.study not in names:
-        if not create:
-            raise BadInput(f"--study: no study {config.study!r} in this storage; "
-                           f"existing: {', '.join(names) or 'none'}")
+    if config.study not in optuna.get_all_study_names(storage):
         study = optuna.create_study(study_name=config.study, storage=storage,
                                     directions=directions(config))
         study.set_metric_names(list(config.objectives))

@@ -31,6 +31,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         row.update(strategy=plan["strategy"], epsilon=plan["epsilon"],
                    init="scratch" if plan["from_scratch"] else "base")
     row.update({f"params.{k}": v for k, v in trial.params.items()})
+    if "feasible" in trial.user_attrs:
+        row["feasible"] = trial.user_attrs["feasible"]
     if trial.state == TrialState.FAIL:
         row["fail_reason"] = trial.user_attrs.get("fail_reason", UNFINISHED_REASON)
     return row
