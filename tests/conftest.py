@@ -31,6 +31,28 @@ def _base_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.undo()
 
 
+@pytest.fixture(scope="session")
+def tiny_setup(_base_model_cache: Path):
+    """The tiny study's setup (data, trained base model), built once per session.
+
+    Tests must not change it; copy the base model before training it.
+    """
+    from search.config import config_from_dict
+    from search.trial import StudySetup
+
+    return StudySetup.build(config_from_dict(copy.deepcopy(TINY)))
+
+
+@pytest.fixture(scope="session")
+def val_batch_loader(tiny_setup):
+    """The first 128 validation images as one batch."""
+    from torch.utils.data import Subset
+
+    from search.data import make_loader
+
+    return make_loader(Subset(tiny_setup.splits.val, range(128)), 128)
+
+
 @pytest.fixture
 def tiny_config() -> dict[str, Any]:
     """A fresh copy of the tiny study config (digits, 3 trials, seconds per trial)."""

@@ -7,34 +7,18 @@ attack broken input gradients, which is what gradient masking looks like from ou
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
 from search import sanity
-from search.config import config_from_dict
-from search.data import make_loader
 from search.evaluation import clean_accuracy, robust_accuracy
 from search.trial import StudySetup
 
 N_EVAL = 128  # validation images: one batch
-
-
-@pytest.fixture(scope="module")
-def setup() -> StudySetup:
-    from conftest import TINY
-
-    return StudySetup.build(config_from_dict(copy.deepcopy(TINY)))
-
-
-@pytest.fixture(scope="module")
-def loader(setup: StudySetup):
-    return make_loader(Subset(setup.splits.val, range(N_EVAL)), N_EVAL)
 
 
 # ------------------------------------------------------------------ masking layers
@@ -123,36 +107,43 @@ class StepCountingMask(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def negated(setup: StudySetup) -> nn.Module:
-    return Masked(_NegatedGradient, setup.base_model).eval()
+def negated(tiny_setup: StudySetup) -> nn.Module:
+    return Masked(_NegatedGradient, tiny_setup.base_model).eval()
 
 
 @pytest.fixture(scope="module")
-def zeroed(setup: StudySetup) -> nn.Module:
-    return Masked(_ZeroGradient, setup.base_model).eval()
+def zeroed(tiny_setup: StudySetup) -> nn.Module:
+    return Masked(_ZeroGradient, tiny_setup.base_model).eval()
 
 
-def _check(setup, loader, name: str, model: nn.Module, **extra) -> sanity.Check:
-    threat, thresholds = setup.config.evaluation, setup.config.sanity
+def _check(tiny_setup, val_batch_loader, name: str, model: nn.Module, **extra) -> sanity.Check:
+    threat, thresholds = tiny_setup.config.evaluation, tiny_setup.config.sanity
     if name == "large-epsilon":
-        return sanity.large_epsilon_breaks(model, loader, threat, thresholds, setup.device)
+        return sanity.large_epsilon_breaks(
+            model, val_batch_loader, threat, thresholds, tiny_setup.device
+        )
     if name == "more-steps":
-        return sanity.more_steps_do_not_help(model, loader, threat, thresholds, setup.device)
-    return sanity.transfer_not_stronger(model, extra["base"], loader, threat, thresholds,
-                                        setup.device)
+        return sanity.more_steps_do_not_help(
+            model, val_batch_loader, threat, thresholds, tiny_setup.device
+        )
+    return sanity.transfer_not_stronger(
+        model, extra["base"], val_batch_loader, threat, thresholds, tiny_setup.device
+    )
 
 
-def test_masked_models_compute_the_base_function(setup, loader, negated, zeroed) -> None:
+def test_masked_models_compute_the_base_function(
+    tiny_setup, val_batch_loader, negated, zeroed
+) -> None:
     """Guards the construction: a failed check below is about gradients, not outputs."""
-    images, _ = next(iter(loader))
-    counting = StepCountingMask(setup.base_model, 3).eval()
+    images, _ = next(iter(val_batch_loader))
+    counting = StepCountingMask(tiny_setup.base_model, 3).eval()
     with torch.no_grad():
-        expected = setup.base_model(images)
+        expected = tiny_setup.base_model(images)
         for model in (negated, zeroed, counting):
             assert torch.equal(model(images), expected)
     # and the gradients really are broken: negated / zero / honest-then-negated
     x = images[:4].clone().requires_grad_(True)
-    (honest,) = torch.autograd.grad(setup.base_model(x).sum(), x)
+    (honest,) = torch.autograd.grad(tiny_setup.base_model(x).sum(), x)
     (neg,) = torch.autograd.grad(negated(x).sum(), x)
     (zero,) = torch.autograd.grad(zeroed(x).sum(), x)
     assert honest.abs().sum() > 0
@@ -165,64 +156,78 @@ def test_masked_models_compute_the_base_function(setup, loader, negated, zeroed)
 # ------------------------------------------------------------- the honest base model
 
 
-def test_every_check_passes_on_the_base_model(setup, loader) -> None:
-    base = setup.base_model
-    checks = sanity.model_checks(base, loader, setup.config.evaluation, setup.config.sanity,
-                                 setup.device, base=base)
+def test_every_check_passes_on_the_base_model(tiny_setup, val_batch_loader) -> None:
+    base = tiny_setup.base_model
+    checks = sanity.model_checks(
+        base,
+        val_batch_loader,
+        tiny_setup.config.evaluation,
+        tiny_setup.config.sanity,
+        tiny_setup.device,
+        base=base,
+    )
     assert [c.name for c in checks] == ["large-epsilon", "more-steps", "transfer"]
     assert all(c.passed for c in checks), checks
     assert sanity.warn_failures(checks, "the base model") == []
 
 
-def test_model_checks_without_base_skips_transfer(setup, loader) -> None:
-    checks = sanity.model_checks(setup.base_model, loader, setup.config.evaluation,
-                                 setup.config.sanity, setup.device)
+def test_model_checks_without_base_skips_transfer(tiny_setup, val_batch_loader) -> None:
+    checks = sanity.model_checks(
+        tiny_setup.base_model,
+        val_batch_loader,
+        tiny_setup.config.evaluation,
+        tiny_setup.config.sanity,
+        tiny_setup.device,
+    )
     assert [c.name for c in checks] == ["large-epsilon", "more-steps"]
 
 
 # ------------------------------------------------------------------ masked models
 
 
-def test_negated_gradient_fails_large_epsilon(setup, loader, negated) -> None:
+def test_negated_gradient_fails_large_epsilon(tiny_setup, val_batch_loader, negated) -> None:
     """At Linf 0.5 an honest attack breaks everything; the masked model stays robust."""
-    check = _check(setup, loader, "large-epsilon", negated)
+    check = _check(tiny_setup, val_batch_loader, "large-epsilon", negated)
     assert not check.passed, check
-    big = dataclasses.replace(setup.config.evaluation, epsilon=0.5, step_size=0.125)
-    robust = robust_accuracy(negated, loader, big, setup.device)
+    big = dataclasses.replace(tiny_setup.config.evaluation, epsilon=0.5, step_size=0.125)
+    robust = robust_accuracy(negated, val_batch_loader, big, tiny_setup.device)
     assert robust >= 0.5  # "robust" at a budget that turns digits into noise
-    assert robust <= clean_accuracy(negated, loader, setup.device)
+    assert robust <= clean_accuracy(negated, val_batch_loader, tiny_setup.device)
 
 
-def test_step_counting_mask_fails_more_steps(setup, loader) -> None:
-    threat = setup.config.evaluation
-    masked = StepCountingMask(setup.base_model, honest_steps=threat.steps).eval()
-    check = _check(setup, loader, "more-steps", masked)
+def test_step_counting_mask_fails_more_steps(tiny_setup, val_batch_loader) -> None:
+    threat = tiny_setup.config.evaluation
+    masked = StepCountingMask(tiny_setup.base_model, honest_steps=threat.steps).eval()
+    check = _check(tiny_setup, val_batch_loader, "more-steps", masked)
     assert not check.passed, check
-    few = robust_accuracy(masked, loader, threat, setup.device)
-    honest_few = robust_accuracy(setup.base_model, loader, threat, setup.device)
+    few = robust_accuracy(masked, val_batch_loader, threat, tiny_setup.device)
+    honest_few = robust_accuracy(tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device)
     assert few == honest_few  # the short attack is an honest one
     assert f"at {threat.steps} steps" in check.detail
-    assert f"at {threat.steps * setup.config.sanity.steps_factor}" in check.detail
+    assert f"at {threat.steps * tiny_setup.config.sanity.steps_factor}" in check.detail
 
 
-def test_negated_gradient_fails_transfer(setup, loader, negated) -> None:
-    check = _check(setup, loader, "transfer", negated, base=setup.base_model)
+def test_negated_gradient_fails_transfer(tiny_setup, val_batch_loader, negated) -> None:
+    check = _check(tiny_setup, val_batch_loader, "transfer", negated, base=tiny_setup.base_model)
     assert not check.passed, check
 
 
-def test_zero_gradient_fails_transfer(setup, loader, zeroed) -> None:
-    check = _check(setup, loader, "transfer", zeroed, base=setup.base_model)
+def test_zero_gradient_fails_transfer(tiny_setup, val_batch_loader, zeroed) -> None:
+    check = _check(tiny_setup, val_batch_loader, "transfer", zeroed, base=tiny_setup.base_model)
     assert not check.passed, check
     # the honest model crafted against itself is not beaten by the same transfer
-    honest = _check(setup, loader, "transfer", setup.base_model, base=setup.base_model)
+    honest = _check(
+        tiny_setup, val_batch_loader, "transfer", tiny_setup.base_model, base=tiny_setup.base_model
+    )
     assert honest.passed, honest
 
 
 # ----------------------------------------------------------- robust <= clean, logging
 
 
-@pytest.mark.parametrize("robust,clean,passed", [(0.9, 0.8, False), (0.7, 0.8, True),
-                                                 (0.8, 0.8, True)])
+@pytest.mark.parametrize(
+    "robust,clean,passed", [(0.9, 0.8, False), (0.7, 0.8, True), (0.8, 0.8, True)]
+)
 def test_robust_not_above_clean(robust: float, clean: float, passed: bool) -> None:
     check = sanity.robust_not_above_clean(robust, clean)
     assert check.passed is passed
@@ -231,9 +236,11 @@ def test_robust_not_above_clean(robust: float, clean: float, passed: bool) -> No
 
 
 def test_warn_failures_logs_each_failure_naming_the_trial(caplog) -> None:
-    checks = [sanity.robust_not_above_clean(0.9, 0.8),
-              sanity.robust_not_above_clean(0.7, 0.8),
-              sanity.Check("transfer", False, "white-box robust 0.9, transfer 0.1")]
+    checks = [
+        sanity.robust_not_above_clean(0.9, 0.8),
+        sanity.robust_not_above_clean(0.7, 0.8),
+        sanity.Check("transfer", False, "white-box robust 0.9, transfer 0.1"),
+    ]
     with caplog.at_level(logging.WARNING, logger="search.sanity"):
         failed = sanity.warn_failures(checks, "trial 17")
     assert failed == ["robust<=clean", "transfer"]
