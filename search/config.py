@@ -19,6 +19,7 @@ import yaml
 from search.errors import BadInput, close_matches
 
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
+DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
 STRATEGIES = ("standard", "adversarial", "blind")
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -87,7 +88,7 @@ class SpaceConfig:
     groups: dict[str, str] = field(default_factory=dict)  # group name -> fnmatch pattern
     sparsity: list[float] = field(default_factory=lambda: [0.0, 0.75])
     sparsity_step: float = 0.05
-    bits: list[int] = field(default_factory=lambda: list(ALLOWED_BITS))
+    bits: list[int] = field(default_factory=lambda: list(DEFAULT_BITS))
     epsilon: list[float] = field(default_factory=lambda: [0.0, 0.2])
     epsilon_step: float = 0.02
     epochs: list[int] = field(default_factory=lambda: [0, 3])
