@@ -70,11 +70,15 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> opt
     """Create the study, or load it after checking it was made with a compatible config."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is ours, on stderr
     if config.study not in optuna.get_all_study_names(storage):
-        study = optuna.create_study(study_name=config.study, storage=storage,
-                                    directions=directions(config))
-        study.set_metric_names(list(config.objectives))
-        study.set_user_attr("config", config.to_dict())
-        return study
+        try:
+            study = optuna.create_study(study_name=config.study, storage=storage,
+                                        directions=directions(config))
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another process created it a moment ago: load and check it below
+        else:
+            study.set_metric_names(list(config.objectives))
+            study.set_user_attr("config", config.to_dict())
+            return study
     study = optuna.load_study(study_name=config.study, storage=storage)
     check_compatible(study.user_attrs.get("config", {}), config.to_dict(), config.study)
     return study
