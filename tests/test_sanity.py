@@ -24,53 +24,33 @@ N_EVAL = 128  # validation images: one batch
 # ------------------------------------------------------------------ masking layers
 
 
-class _NegatedGradient(torch.autograd.Function):
-    """Identity forward; backward hands back the negated gradient (PGD walks downhill)."""
+class _ScaledGradient(torch.autograd.Function):
+    """Identity forward; backward hands back `factor` x the gradient.
+
+    factor -1: PGD walks downhill (negated gradient); factor 0: PGD's sign step does
+    nothing (zero gradient); factor 1: an honest layer.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return -grad
-
-
-class _ZeroGradient(torch.autograd.Function):
-    """Identity forward; backward hands back zeros (PGD's sign step does nothing)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(grad)
-
-
-class _MaybeNegated(torch.autograd.Function):
-    """Identity forward; backward negates the gradient when `flip` is set."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, flip: bool) -> torch.Tensor:
-        ctx.flip = flip
+    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return (-grad if ctx.flip else grad), None
+        return grad * ctx.factor, None
 
 
 class Masked(nn.Module):
     """`inner` behind an input layer whose forward is the identity (same predictions)."""
 
-    def __init__(self, function: type[torch.autograd.Function], inner: nn.Module) -> None:
+    def __init__(self, factor: float, inner: nn.Module) -> None:
         super().__init__()
-        self.function = function
+        self.factor = factor
         self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.function.apply(x))
+        return self.inner(_ScaledGradient.apply(x, self.factor))
 
 
 class StepCountingMask(nn.Module):
@@ -100,7 +80,7 @@ class StepCountingMask(nn.Module):
             self.steps = 0
             return self.inner(x)
         self.steps += 1
-        return self.inner(_MaybeNegated.apply(x, self.steps > self.honest_steps))
+        return self.inner(_ScaledGradient.apply(x, -1.0 if self.steps > self.honest_steps else 1.0))
 
 
 # ----------------------------------------------------------------------- fixtures
@@ -108,12 +88,12 @@ class StepCountingMask(nn.Module):
 
 @pytest.fixture(scope="module")
 def negated(tiny_setup: StudySetup) -> nn.Module:
-    return Masked(_NegatedGradient, tiny_setup.base_model).eval()
+    return Masked(-1.0, tiny_setup.base_model).eval()
 
 
 @pytest.fixture(scope="module")
 def zeroed(tiny_setup: StudySetup) -> nn.Module:
-    return Masked(_ZeroGradient, tiny_setup.base_model).eval()
+    return Masked(0.0, tiny_setup.base_model).eval()
 
 
 def _check(tiny_setup, val_batch_loader, name: str, model: nn.Module, **extra) -> sanity.Check:
