@@ -51,8 +51,10 @@ def large_epsilon_breaks(model: nn.Module, loader: DataLoader, threat: Evaluatio
 
 
 def more_steps_do_not_help(model: nn.Module, loader: DataLoader, threat: EvaluationConfig,
-                           sanity: SanityConfig, device: torch.device, seed: int = 0) -> Check:
-    few = robust_accuracy(model, loader, threat, device, seed)
+                           sanity: SanityConfig, device: torch.device, seed: int = 0,
+                           white_box: float | None = None) -> Check:
+    """`white_box`: the model's robust accuracy under `threat` on `loader`, if known."""
+    few = _white_box(model, loader, threat, device, seed, white_box)
     many_steps = threat.steps * sanity.steps_factor
     many = robust_accuracy(model, loader, threat, device, seed,
                            attacks=search_attacks(threat, steps=many_steps))
@@ -62,8 +64,9 @@ def more_steps_do_not_help(model: nn.Module, loader: DataLoader, threat: Evaluat
 
 def transfer_not_stronger(model: nn.Module, base: nn.Module, loader: DataLoader,
                           threat: EvaluationConfig, sanity: SanityConfig,
-                          device: torch.device, seed: int = 0) -> Check:
-    white_box = robust_accuracy(model, loader, threat, device, seed)
+                          device: torch.device, seed: int = 0,
+                          white_box: float | None = None) -> Check:
+    white_box = _white_box(model, loader, threat, device, seed, white_box)
     transfer = robust_accuracy(model, loader, threat, device, seed, source=base)
     return Check("transfer", transfer >= white_box - sanity.transfer_margin,
                  f"white-box robust {white_box:.4f}, transfer from base {transfer:.4f}")
@@ -72,12 +75,22 @@ def transfer_not_stronger(model: nn.Module, base: nn.Module, loader: DataLoader,
 def model_checks(model: nn.Module, loader: DataLoader, threat: EvaluationConfig,
                  sanity: SanityConfig, device: torch.device, seed: int = 0,
                  base: nn.Module | None = None) -> list[Check]:
-    """The attack-based checks of one model (the transfer check needs `base`)."""
+    """The attack-based checks of one model (the transfer check needs `base`).
+
+    The white-box robust accuracy both later checks compare against is computed once.
+    """
+    white_box = robust_accuracy(model, loader, threat, device, seed)
     checks = [large_epsilon_breaks(model, loader, threat, sanity, device, seed),
-              more_steps_do_not_help(model, loader, threat, sanity, device, seed)]
+              more_steps_do_not_help(model, loader, threat, sanity, device, seed, white_box)]
     if base is not None:
-        checks.append(transfer_not_stronger(model, base, loader, threat, sanity, device, seed))
+        checks.append(transfer_not_stronger(model, base, loader, threat, sanity, device, seed,
+                                            white_box))
     return checks
+
+
+def _white_box(model: nn.Module, loader: DataLoader, threat: EvaluationConfig,
+               device: torch.device, seed: int, known: float | None) -> float:
+    return robust_accuracy(model, loader, threat, device, seed) if known is None else known
 
 
 def warn_failures(checks: list[Check], who: str) -> list[str]:
