@@ -69,7 +69,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
     from search.export import export_front
     from search.front_report import assess_front
-    from search.pareto import front_frame, front_trials, report_columns
+    from search.pareto import assessed_row, front_frame, front_trials
     from search.storage import artifact_store
 
     study, config, url = _load_existing(args)
@@ -81,8 +81,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         table = front_frame(study)
     else:
         reports = assess_front(study, config, artifacts)
-        rows = [report_columns(reports[t.number]) for t in front_trials(study)]
-        table = pd.concat([front_frame(study), pd.DataFrame(rows)], axis=1)
+        table = pd.DataFrame([assessed_row(t, reports[t.number]) for t in front_trials(study)])
     if not args.json:
         _print_study_header(study, config)
     _print_front(table, args.json, extra=ASSESSED_COLUMNS)
@@ -168,15 +167,13 @@ def _load_existing(args: argparse.Namespace):
     import optuna
 
     from search.config import config_from_dict
-    from search.storage import JOURNAL, check_storage_url, open_storage
+    from search.storage import check_storage_url, open_storage, storage_file
 
     url = _storage_url(args.storage)
     check_storage_url(url)
-    for prefix in ("sqlite:///", JOURNAL):
-        if url.startswith(prefix):
-            file = Path(url[len(prefix):].removeprefix("//"))
-            if not file.is_file():
-                raise BadInput(f"--storage: no such file {str(file)!r} (run `search run` first)")
+    file = storage_file(url)
+    if file is not None and not file.is_file():
+        raise BadInput(f"--storage: no such file {str(file)!r} (run `search run` first)")
     storage = open_storage(url)
     names = optuna.get_all_study_names(storage)
     name = args.study or _only_study(names)

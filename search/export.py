@@ -32,7 +32,7 @@ from search.evaluation import describe
 from search.front_report import assess_front
 from search.latency import deployable
 from search.loading import WEIGHTS, load_model_with_info
-from search.pareto import frame_json, front_trials, report_columns, trial_row, trials_frame
+from search.pareto import assessed_row, frame_json, front_trials, trials_frame
 from search.plot import plot_front
 
 
@@ -92,7 +92,7 @@ def _export_member(trial: optuna.trial.FrozenTrial, report: dict[str, Any],
     recipe = {"study": config.study, "trial": trial.number, "params": trial.params,
               "widths": trial.user_attrs.get("widths"), "config": config.to_dict()}
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    row = {**trial_row(trial), **report_columns(report)}
+    row = assessed_row(trial, report)
     files = {"weights": WEIGHTS, "onnx": "model.onnx", "recipe": "recipe.yaml",
              "metrics": "metrics.json"}
     row.update({f"path.{key}": str(final / folder.name / name) for key, name in files.items()})

@@ -65,6 +65,11 @@ def report_columns(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def assessed_row(trial: FrozenTrial, report: dict[str, Any]) -> dict[str, Any]:
+    """A front member's row with its assessment beside its search numbers."""
+    return {**trial_row(trial), **report_columns(report)}
+
+
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: t.number)
 

@@ -19,6 +19,7 @@ from search.errors import BadInput
 
 DEFAULT_STORAGE = "sqlite:///aer-search.db"
 JOURNAL = "journal:"
+SQLITE = "sqlite:///"
 ALLOWED = "sqlite:///FILE, postgresql://USER@HOST/DB (any SQLAlchemy URL) or journal:FILE"
 HEARTBEAT_SECONDS = 30
 
@@ -73,15 +74,21 @@ def open_storage(url: str) -> BaseStorage:
                       grace_period=3 * HEARTBEAT_SECONDS)
 
 
+def storage_file(url: str) -> Path | None:
+    """The local file of a SQLite or journal storage, None for a database server."""
+    if url.startswith(JOURNAL):
+        return _journal_path(url)
+    if url.startswith(SQLITE):
+        return Path(url[len(SQLITE):])
+    return None
+
+
 def artifact_dir(url: str, explicit: str | None = None) -> Path:
     """Directory of the artifact store: given, or beside a file storage, or ./."""
     if explicit:
         return Path(explicit)
-    if url.startswith(JOURNAL):
-        return _journal_path(url).with_suffix(".artifacts")
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).with_suffix(".artifacts")
-    return Path("aer-search.artifacts")
+    file = storage_file(url)
+    return file.with_suffix(".artifacts") if file else Path("aer-search.artifacts")
 
 
 def artifact_store(url: str, explicit: str | None = None) -> FileSystemArtifactStore:
