@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import optuna
-
 from search.config import StudyConfig
 from search.errors import BadInput, close_matches
 
@@ -50,7 +48,7 @@ def baseline_config(config: StudyConfig, name: str, study: str | None = None) ->
     else:
         trials = config.trials
     derived = dataclasses.replace(
-        config, space=space, trials=trials,
+        config, space=space, trials=trials, warm_start=0,
         sampler="random" if name != "paper-grid" else config.sampler,
         study=study or f"{config.study}-{name}")
     return derived.validate()
@@ -65,11 +63,3 @@ def paper_grid_points(config: StudyConfig) -> list[dict[str, Any]]:
              "epochs": n_epochs}
             for sparsity in PAPER_SPARSITY for bits in PAPER_BITS
             for strategy, epsilon, n_epochs in finetunes]
-
-
-def enqueue_baseline(study: optuna.Study, config: StudyConfig, name: str) -> None:
-    """Queue the fixed points of a baseline in a fresh study (never twice)."""
-    if name != "paper-grid" or study.trials:
-        return
-    for params in paper_grid_points(config):
-        study.enqueue_trial(params)

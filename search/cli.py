@@ -31,12 +31,13 @@ def _storage_url(given: str | None, from_config: str | None = None) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print its Pareto front."""
-    from search.baselines import baseline_config, enqueue_baseline
+    from search.baselines import baseline_config, paper_grid_points
     from search.config import load_config
     from search.optuna_driver import open_study, run_study
     from search.pareto import front_frame
     from search.storage import artifact_store, check_storage_url, open_storage
     from search.trial import StudySetup
+    from search.warm_start import anchor_points
 
     if args.backend != "optuna":
         raise BadInput(f"--backend: {args.backend!r} is not available in this version; "
@@ -52,9 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_storage_url(url)
     setup = StudySetup.build(config)  # bad checkpoint or data root fail here, before writing
     storage = open_storage(url)
-    study = open_study(config, storage)
-    if args.baseline:
-        enqueue_baseline(study, config, args.baseline)
+    if args.baseline == "paper-grid":
+        first_points = paper_grid_points(config)
+    else:
+        first_points = anchor_points(config, setup.space())
+    study = open_study(config, storage, first_points)
     run_study(config, setup, study, artifact_store(url, config.artifacts))
     _print_front(front_frame(study), args.json)
     if not args.json:

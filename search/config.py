@@ -251,6 +251,9 @@ class StudyConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     sampler: str = "tpe"  # tpe | nsga2 | random
+    # uniform hand-picked points (the paper's kind of setting) tried before the sampler's
+    # own: the search starts where hand-tuning ends (see search.warm_start)
+    warm_start: int = 0
     objectives: list[str] = field(
         default_factory=lambda: ["robust_accuracy", "latency_ms", "size_bytes"]
     )
@@ -275,6 +278,7 @@ class StudyConfig:
         if self.timeout is not None:
             _positive("timeout", self.timeout)
         _check_device(self.device)
+        _positive("warm_start", self.warm_start, allow_zero=True)
         _choice("sampler", self.sampler, ("tpe", "nsga2", "random"))
         from objectives import BUILT_IN_METRICS, get_objective
 

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 # Config fields that may change between runs of one study; all others fix what its
 # numbers mean (data, model, space, threat model, latency settings, objectives).
-RESUMABLE_FIELDS = {"study", "storage", "artifacts", "trials", "timeout", "device", "sampler"}
+RESUMABLE_FIELDS = {"study", "storage", "artifacts", "trials", "timeout", "device", "sampler",
+                    "warm_start"}
 
 
 def directions(config: StudyConfig) -> list[str]:
@@ -66,8 +67,13 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
     return trial.suggest_float(param.name, param.low, param.high, step=param.step)
 
 
-def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study, or load it after checking it was made with a compatible config."""
+def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
+               first_points: list[dict[str, Any]] = ()) -> optuna.Study:
+    """Create the study, or load it after checking it was made with a compatible config.
+
+    `first_points` (fixed params: a baseline's grid, warm-start anchors) are queued by
+    the one process that creates the study, so concurrent workers never queue them twice.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is ours, on stderr
     if config.study not in optuna.get_all_study_names(storage):
         try:
@@ -78,6 +84,8 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> opt
         else:
             study.set_metric_names(list(config.objectives))
             study.set_user_attr("config", config.to_dict())
+            for params in first_points:
+                study.enqueue_trial(params)
             return study
     study = optuna.load_study(study_name=config.study, storage=storage)
     check_compatible(study.user_attrs.get("config", {}), config.to_dict(), config.study)

@@ -13,7 +13,6 @@ from search.baselines import (
     PAPER_BITS,
     PAPER_SPARSITY,
     baseline_config,
-    enqueue_baseline,
     paper_grid_points,
 )
 from search.config import config_from_dict
@@ -42,9 +41,9 @@ def test_paper_grid_runs_its_points_in_order(tiny_config, tmp_path) -> None:
     config = baseline_config(config_from_dict(tiny_config), "paper-grid", study="grid")
     assert config.trials == 60 and config.space.granularity == "global"
     url = f"sqlite:///{tmp_path / 'grid.db'}"
-    study = open_study(config, open_storage(url))
-    enqueue_baseline(study, config, "paper-grid")
-    enqueue_baseline(study, config, "paper-grid")  # a resumed run queues nothing twice
+    study = open_study(config, open_storage(url), paper_grid_points(config))
+    # a resumed run (or a second worker) opens the study again and queues nothing twice
+    open_study(config, open_storage(url), paper_grid_points(config))
     assert len(study.trials) == 60
     setup = StudySetup.build(config)
     run_study(dataclasses.replace(config, trials=2), setup, study, artifact_store(url))

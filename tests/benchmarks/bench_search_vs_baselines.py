@@ -310,7 +310,38 @@ def notes(args: argparse.Namespace, runs: list[Run], ref: Reference, threat: str
         f"{summary([r.cpu_seconds for r in adv], 0, n)}; uncompressed, so its size equals "
         "the reference size and its HV is 0 by construction",
         *sanity_notes(runs),
+        *quantization_notes(runs),
     ]
+
+
+def quantization_notes(runs: list[Run]) -> list[str]:
+    """4-bit against 8-bit weights in the paper grid, per fine-tuning, mean over sparsities.
+
+    Read from the grid's validation scores (search attack): the grid holds every
+    (sparsity, bits) pair with no fine-tune (post-training quantization), standard and
+    adversarial quantization-aware fine-tuning.
+    """
+    lines = []
+    for run in (r for r in runs if r.method == "paper grid"):
+        means: dict[tuple[str, int], float] = {}
+        for kind in ("none", "standard", "adversarial"):
+            for bits in (8, 4):
+                values = [t.values[0] for t in load(run).get_trials(states=(TrialState.COMPLETE,))
+                          if t.params["bits"] == bits and _finetune_kind(t.params) == kind]
+                if values:
+                    means[kind, bits] = statistics.fmean(values)
+        parts = [f"{kind} {means[kind, 8]:.3f} -> {means[kind, 4]:.3f}"
+                 for kind in ("none", "standard", "adversarial")
+                 if (kind, 8) in means and (kind, 4) in means]
+        lines.append(f"{run.study}: validation robust accuracy, 8-bit -> 4-bit weights (mean "
+                     f"over the 5 sparsities), by fine-tuning: {'; '.join(parts)}")
+    return lines
+
+
+def _finetune_kind(params: dict) -> str:
+    if params["epochs"] == 0:
+        return "none"
+    return params["strategy"] if params["epsilon"] > 0 else "standard"
 
 
 def sanity_notes(runs: list[Run]) -> list[str]:
