@@ -131,18 +131,29 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_objectives(args: argparse.Namespace) -> int:
-    """List the objectives a config may name, with direction and origin."""
-    from objectives import available
+    """List every objective a config may name: direction, source, what it measures."""
+    # Sources: built-in, an installed plug-in (entry-point group aer_search.objectives,
+    # with its distribution) or an import path already imported. A plug-in that fails to
+    # import is listed as broken with its error instead of failing the command.
+    from objectives import available, broken_plugins
 
-    rows = [{"name": o.name, "direction": o.direction, "source": o.source,
-             "description": (o.fn.__doc__ or "").strip().splitlines()[0]}
+    rows = [{"name": o.name, "direction": o.direction, "source": o.source, "origin": o.origin,
+             "distribution": o.distribution, "broken": False,
+             "description": (o.fn.__doc__ or "").strip().split("\n")[0]}
             for o in available()]
+    rows += [{"name": b.entry_point, "direction": None, "source": f"entry point {b.distribution}",
+              "origin": "entry-point", "distribution": b.distribution, "broken": True,
+              "description": f"BROKEN: {b.error}"}
+             for b in broken_plugins()]
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(f"{row['name']:<18} {row['direction']:<9} {row['source']:<10} "
-                  f"{row['description']}")
+        return 0
+    widths = {key: max(len(str(row[key] or "-")) for row in rows)
+              for key in ("name", "direction", "source")}
+    for row in rows:
+        print("  ".join(f"{str(row[key] or '-'):<{width}}" for key, width in widths.items())
+              + f"  {row['description']}")
+    print("\nor any 'pkg.module:function' decorated with @objectives.objective", file=sys.stderr)
     return 0
 
 
