@@ -184,6 +184,9 @@ class EvaluationConfig:
     final_attack: str = "apgd"
     final_steps: int = 50
     final_restarts: int = 2
+    # budget of the optional `robust_accuracy_l2` objective (L2 PGD, the steps above,
+    # step size 2.5 * l2_epsilon / steps), a second threat model beside the one above
+    l2_epsilon: float = 0.5
 
     def validate(self) -> None:
         _choice("evaluation.attack", self.attack, ("pgd",))
@@ -200,6 +203,9 @@ class EvaluationConfig:
         _choice("evaluation.final_attack", self.final_attack, ("apgd", "autoattack", "pgd"))
         _positive("evaluation.final_steps", self.final_steps)
         _positive("evaluation.final_restarts", self.final_restarts)
+        if not 0 < self.l2_epsilon <= 100:
+            raise BadInput(f"config field 'evaluation.l2_epsilon' must be in (0, 100] (L2 norm "
+                           f"of a perturbation of pixels in [0, 1]), got {self.l2_epsilon}")
 
 
 @dataclass
