@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -32,11 +34,13 @@ from spaces import Param
 
 log = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
+BUDGETED = (*FINISHED, TrialState.RUNNING)
+SURPLUS = "surplus"  # user attr of a trial created beyond the budget (see claim_slot)
 # Config fields that may change between runs of one study; all others fix what its
 # numbers mean (data, model, space, threat model, latency settings, objectives).
 RESUMABLE_FIELDS = {"study", "storage", "artifacts", "trials", "timeout", "device", "sampler",
-                    "warm_start"}
+                    "warm_start", "ray"}
 
 
 def directions(config: StudyConfig) -> list[str]:
@@ -109,6 +113,61 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def budget_count(study: optuna.Study) -> int:
+    """Trials that use up the budget: finished or running, but not surplus ones."""
+    return len([t for t in study.get_trials(deepcopy=False, states=BUDGETED)
+                if not t.user_attrs.get(SURPLUS)])
+
+
+def claim_slot(trial: optuna.Trial, budget: int) -> None:
+    """Raise TrialPruned if this trial lies beyond the study's budget.
+
+    Several workers may create trials at once; trial numbers are unique in the storage,
+    so a trial runs only if fewer than `budget` lower-numbered trials are finished or
+    running. The one over the line is kept as PRUNED with a note, never run, so no
+    number is lost and the budget holds however many workers share the study.
+    """
+    before = [t for t in trial.study.get_trials(deepcopy=False, states=BUDGETED)
+              if t.number < trial.number and not t.user_attrs.get(SURPLUS)]
+    if len(before) >= budget:
+        trial.set_user_attr(SURPLUS, True)
+        trial.set_user_attr("fail_reason", f"not run: the study's budget of {budget} trials "
+                                           "was taken by other workers")
+        raise optuna.TrialPruned()
+
+
+def fail_orphaned_trials(study: optuna.Study) -> None:
+    """Fail RUNNING trials whose worker process on this host has died.
+
+    RDB storages also notice dead workers by their heartbeat; a journal file has none,
+    and this check covers what it is for: several processes on one machine.
+    """
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", {})
+        if worker.get("host") != host or _alive(worker.get("pid", -1)):
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                        f"its worker (pid {worker['pid']}) died mid-trial")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except RuntimeError:
+            continue  # it finished (or another worker failed it) a moment ago
+        log.warning("trial %d: its worker (pid %s) died; marked failed", trial.number,
+                    worker["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 class Progress:
     """Logs one line per finished trial: count, outcome, front size, time left."""
 
@@ -134,37 +193,48 @@ class Progress:
 
 
 class BudgetCallback:
-    """Stops this process once the study as a whole has finished `total` trials."""
+    """Stops this process once the study's budget is finished or taken by running trials."""
 
     def __init__(self, total: int) -> None:
         self.total = total
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if finished_count(study) >= self.total:
+        if budget_count(study) >= self.total:
             study.stop()
 
 
+def evaluate(trial: optuna.Trial, setup: StudySetup,
+             artifacts: optuna.artifacts.FileSystemArtifactStore) -> list[float]:
+    """Run one Optuna trial and store everything it produced; every backend calls this.
+
+    Params come from the trial (sampled here, or already set by a Ray driver); a failure
+    is stored as the trial's `fail_reason` and re-raised.
+    """
+    params = {param.name: suggest(trial, param) for param in setup.space()}
+    cpu_start = time.process_time()
+    try:
+        outcome = run_trial(setup, params, trial.number)
+        apply_constraints(trial, setup.config, outcome.metrics)
+        clock = time.perf_counter()
+        record(trial, setup, outcome, artifacts)
+        outcome.seconds["store"] = time.perf_counter() - clock
+        trial.set_user_attr("seconds", outcome.seconds)
+    except Exception as exc:
+        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+        # a failed trial's compute still counts against its method
+        trial.set_user_attr("seconds", {"cpu": time.process_time() - cpu_start})
+        raise
+    return [outcome.metrics[name] for name in setup.config.objectives]
+
+
 def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore):
-    """The Optuna objective: sample params, run the trial, store everything it produced."""
-    space = setup.space()
-    objectives = setup.config.objectives
+    """The objective of `study.optimize`: claim a budget slot, then `evaluate`."""
+    worker = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def objective(trial: optuna.Trial) -> list[float]:
-        params = {param.name: suggest(trial, param) for param in space}
-        cpu_start = time.process_time()
-        try:
-            outcome = run_trial(setup, params, trial.number)
-            apply_constraints(trial, setup.config, outcome.metrics)
-            clock = time.perf_counter()
-            record(trial, setup, outcome, artifacts)
-            outcome.seconds["store"] = time.perf_counter() - clock
-            trial.set_user_attr("seconds", outcome.seconds)
-        except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            # a failed trial's compute still counts against its method
-            trial.set_user_attr("seconds", {"cpu": time.process_time() - cpu_start})
-            raise
-        return [outcome.metrics[name] for name in objectives]
+        trial.set_user_attr("worker", worker)
+        claim_slot(trial, setup.config.trials)
+        return evaluate(trial, setup, artifacts)
 
     return objective
 
@@ -217,15 +287,20 @@ def prepare_study(study: optuna.Study, setup: StudySetup, artifacts: Any) -> Non
 
 def run_study(config: StudyConfig, setup: StudySetup, study: optuna.Study,
               artifacts: optuna.artifacts.FileSystemArtifactStore) -> optuna.Study:
-    """Run trials until the study has `config.trials` finished ones (or the timeout)."""
+    """Run trials until the study has `config.trials` finished ones (or the timeout).
+
+    The budget is the study's, not this process's: any number of processes may run this
+    on one storage (`search worker`) and together they run `config.trials` trials.
+    """
     prepare_study(study, setup, artifacts)
+    fail_orphaned_trials(study)
     done = finished_count(study)
-    remaining = config.trials - done
+    remaining = config.trials - budget_count(study)
     if remaining <= 0:
-        log.info("study %r already has %d finished trials (budget %d): nothing to run",
-                 config.study, done, config.trials)
+        log.info("study %r has %d finished trials and %d running (budget %d): nothing to run",
+                 config.study, done, budget_count(study) - done, config.trials)
         return study
-    log.info("study %r: %d trials done, running %d more", config.study, done, remaining)
+    log.info("study %r: %d trials done, running up to %d more", config.study, done, remaining)
     study.sampler = make_sampler(config, done)
     study.optimize(
         make_objective(setup, artifacts),
@@ -256,3 +331,18 @@ def _short(value: float) -> str:
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}"
+
+
+def setup_from_study(study: optuna.Study, config: StudyConfig,
+                     artifacts: optuna.artifacts.FileSystemArtifactStore) -> StudySetup:
+    """A worker's setup: the study's own config and its stored base model.
+
+    A process joining a study (`search worker`, a Ray trial) never trains a base model
+    of its own, so every machine compresses the very weights the study started from.
+    """
+    from search.front_report import BASE_ATTR, load_base
+
+    if BASE_ATTR not in study.user_attrs:
+        return StudySetup.build(config)  # the study's creator died before storing it
+    return StudySetup.build(
+        config, base=lambda splits, device: load_base(study, config, splits, artifacts, device))

@@ -33,7 +33,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     row.update({f"params.{k}": v for k, v in trial.params.items()})
     if "feasible" in trial.user_attrs:
         row["feasible"] = trial.user_attrs["feasible"]
-    if trial.state == TrialState.FAIL:
+    if trial.state in (TrialState.FAIL, TrialState.PRUNED):
         row["fail_reason"] = trial.user_attrs.get("fail_reason", UNFINISHED_REASON)
     return row
 

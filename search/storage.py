@@ -66,10 +66,16 @@ def check_storage_url(url: str) -> None:
                        f"({first})") from exc
 
 
-def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage for a checked URL; stale trials of killed workers get failed."""
+def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
+    """An Optuna storage for a checked URL.
+
+    With `heartbeat` (processes running `study.optimize`), a database storage fails the
+    trials of workers that stopped beating; Ray has its own failure handling.
+    """
     if url.startswith(JOURNAL):
         return JournalStorage(JournalFileBackend(str(_journal_path(url))))
+    if not heartbeat:
+        return RDBStorage(url)
     return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
                       grace_period=3 * HEARTBEAT_SECONDS)
 

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,10 +50,16 @@ class StudySetup:
     quantizable: list[str]
 
     @classmethod
-    def build(cls, config: StudyConfig) -> StudySetup:
+    def build(cls, config: StudyConfig,
+              base: Callable[[Splits, torch.device], nn.Module] | None = None) -> StudySetup:
+        """Load the data and the base model (trained or cached, or from `base`).
+
+        Workers joining a study pass `base` to load the study's stored base model, so
+        every machine compresses the same weights and none trains its own.
+        """
         device = resolve_device(config.device)
         splits = load_splits(config.data, config.seed)
-        base = obtain_base_model(config, splits, device)
+        base = base(splits, device) if base else obtain_base_model(config, splits, device)
         return cls(
             config=config,
             splits=splits,
