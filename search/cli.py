@@ -8,6 +8,7 @@ else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +30,9 @@ def _storage_url(given: str | None, from_config: str | None = None) -> str:
     return given or from_config or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
 
 
+BACKENDS = ("optuna", "ray")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print its Pareto front."""
     from search.baselines import baseline_config, paper_grid_points
@@ -39,9 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search.trial import StudySetup
     from search.warm_start import anchor_points
 
-    if args.backend != "optuna":
-        raise BadInput(f"--backend: {args.backend!r} is not available in this version; "
-                       f"allowed: optuna")
+    if args.backend not in BACKENDS:
+        raise BadInput(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    if args.address and args.backend != "ray":
+        raise BadInput("--address joins a Ray cluster; it needs --backend ray")
+    ray_backend = _import_ray_backend() if args.backend == "ray" else None
     config = load_config(args.config, args.preset, {
         "study": args.study, "storage": args.storage, "trials": args.trials,
         "timeout": args.timeout, "seed": args.seed, "device": args.device,
@@ -51,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = baseline_config(config, args.baseline, study=args.study)
     url = _storage_url(args.storage, config.storage)
     check_storage_url(url)
+    if ray_backend and args.address:
+        ray_backend.check_address(args.address)
     setup = StudySetup.build(config)  # bad checkpoint or data root fail here, before writing
     storage = open_storage(url)
     if args.baseline == "paper-grid":
@@ -58,11 +66,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         first_points = anchor_points(config, setup.space())
     study = open_study(config, storage, first_points)
-    run_study(config, setup, study, artifact_store(url, config.artifacts))
+    if ray_backend:
+        if ray_backend.run_ray(config, setup, study, url, args.address):
+            raise KeyboardInterrupt
+    else:
+        run_study(config, setup, study, artifact_store(url, config.artifacts))
     _print_front(front_frame(study), args.json)
     if not args.json:
         print(f"\nexport it with: search pareto --study {config.study} --export DIR",
               file=sys.stderr)
+    return 0
+
+
+def _import_ray_backend() -> Any:
+    try:
+        from search import ray_backend
+    except ImportError as exc:
+        raise BadInput(f"--backend ray needs Ray Tune: pip install 'aer-search[ray]' "
+                       f"({exc})") from None
+    return ray_backend
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Join a running study and run its trials until the study's budget is spent."""
+    from search.optuna_driver import run_study, setup_from_study
+    from search.storage import artifact_store
+
+    study, config, url = _load_existing(args)
+    if args.device:
+        config = dataclasses.replace(config, device=args.device).validate()
+    artifacts = artifact_store(url, config.artifacts)
+    run_study(config, setup_from_study(study, config, artifacts), study, artifacts)
     return 0
 
 
@@ -233,12 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
     run.add_argument("--seed", type=int)
     run.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--backend", default="optuna", help="optuna")
+    run.add_argument("--backend", default="optuna",
+                     help="optuna (this process) or ray (Ray Tune, local or a cluster)")
+    run.add_argument("--address", help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or "
+                                       "auto); default: a local Ray sized to this machine")
     run.add_argument("--sampler", help="tpe, nsga2 or random (default: the config's)")
     run.add_argument("--baseline", metavar="NAME",
                      help="run a baseline study of the config instead: paper-grid, random or "
                           "adversarial-training (named STUDY-NAME unless --study is given)")
     run.add_argument("--json", action="store_true", help="print the front as JSON")
+
+    worker = _command(commands, "worker", cmd_worker)
+    worker.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the study's)")
 
     pareto = _command(commands, "pareto", cmd_pareto)
     pareto.add_argument("--export", metavar="DIR", help="write the export layout to DIR")
