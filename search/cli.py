@@ -192,16 +192,23 @@ def cmd_objectives(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    """Show the parameters a config's space expands to (runs nothing)."""
+    """Show every parameter a config's space expands to, with its range (runs nothing)."""
     from search.config import load_config
     from search.data import load_splits
     from search.models import build_model
     from search.pruning import prunable_layers, weighted_layers
     from spaces import expand
 
-    config = load_config(args.config, args.preset)
+    if args.config and args.config_file:
+        raise BadInput("give the config as CONFIG.yaml or --config FILE, not both")
+    config = load_config(args.config or args.config_file, args.preset)
     model = build_model(config.model.name, load_splits(config.data, config.seed).info)
-    params = expand(config.space, list(prunable_layers(model)), list(weighted_layers(model)))
+    prunable, quantizable = list(prunable_layers(model)), list(weighted_layers(model))
+    params = expand(config.space, prunable, quantizable)
+    kind = (f"space.factory {config.space.factory}" if config.space.factory
+            else f"granularity {config.space.granularity}")
+    log.info("model %s: %d prunable and %d quantizable layers; %s; %d parameters",
+             config.model.name, len(prunable), len(quantizable), kind, len(params))
     if args.json:
         print(json.dumps([vars(p) for p in params], indent=2, default=list))
     else:
@@ -296,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     spaces = _command(commands, "spaces", cmd_spaces, storage=False)
     spaces.add_argument("config", nargs="?", metavar="CONFIG.yaml")
-    spaces.add_argument("--preset")
+    spaces.add_argument("--config", dest="config_file", metavar="FILE",
+                        help="study config (same as the positional CONFIG.yaml)")
+    spaces.add_argument("--preset", help="a packaged config by name (e.g. digits)")
     spaces.add_argument("--json", action="store_true")
     return parser
 

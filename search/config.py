@@ -29,7 +29,8 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 class DataConfig:
     """Which data set, where it lives, and how it is split."""
 
-    name: str = "digits"  # digits | mnist | fashion-mnist | cifar10
+    # digits | mnist | fashion-mnist | cifar10, or "pkg.module:function" (see search.data)
+    name: str = "digits"
     root: str | None = None  # local root for torchvision data sets (see search.data)
     download: bool = False  # let torchvision download into the cache (needs internet)
     val_fraction: float = 0.2
@@ -39,13 +40,15 @@ class DataConfig:
     test_samples: int | None = None  # re-score the front on a fixed seeded test subset
 
     def validate(self) -> None:
-        from search.data import DATASETS
+        from search.data import DATASETS, dataset_factory
 
-        if self.name not in DATASETS:
+        if self.name not in DATASETS and ":" not in self.name:
             raise BadInput(
                 f"config field 'data.name': unknown data set {self.name!r}; allowed: "
-                f"{', '.join(sorted(DATASETS))}{close_matches(self.name, DATASETS)}"
+                f"{', '.join(sorted(DATASETS))} or an import path 'pkg.module:function'"
+                f"{close_matches(self.name, DATASETS)}"
             )
+        dataset_factory(self.name)  # an import path must import
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self, key)
             if not 0 < value < 0.5:
@@ -98,6 +101,9 @@ class SpaceConfig:
     # where a trial starts: the trained base model, or a fresh random init ("scratch",
     # the adversarial-training-from-scratch baseline, trained like the base model)
     init: list[str] = field(default_factory=lambda: ["base"])
+    # a user space instead of the built-in one: "pkg.module:function" returning a
+    # spaces.Space (see spaces.custom); it gets this section and the model's layer names
+    factory: str | None = None
 
     def validate(self) -> None:
         allowed = ("layer", "group", "global")
@@ -141,6 +147,12 @@ class SpaceConfig:
             raise BadInput("config field 'space.init' must list some of base, scratch")
         for init in self.init:
             _choice("space.init", init, ("base", "scratch"))
+        if self.factory is not None:
+            from search.models import import_object
+
+            if not callable(import_object(self.factory, field="space.factory")):
+                raise BadInput(f"config field 'space.factory': {self.factory!r} is not a "
+                               f"function")
 
 
 @dataclass

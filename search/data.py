@@ -3,6 +3,19 @@
 Images stay in pixel space: models normalise inside their first layer, so attacks
 perturb and clip real pixels. The search scores trials on `val`; the front is re-scored
 on `test`, which the search never sees.
+
+Besides the built-in names, `data.name` may be an import path to a user's factory,
+`"pkg.module:function"`, with the same contract as the built-ins:
+
+    def my_data(config: DataConfig, seed: int) -> Splits
+
+It gets the `data` section (`root`, fractions, ... to use as it likes) and the study's
+seed, and returns `Splits(train, val, test, info)`: three torch datasets of
+`(image, label)` pairs, images float tensors of shape (C, H, W) with pixels in [0, 1]
+and H == W, labels class indices; and a `DataInfo` (classes, channels, image size, mean
+and std for the model's own normalisation). Split deterministically by `seed`, so that a
+resumed study and every worker see the same images. The engine makes the loaders
+(batching, seeded shuffling, `val_samples` / `test_samples` subsets).
 """
 
 from __future__ import annotations
@@ -49,10 +62,48 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     `val_samples` / `test_samples` keep a fixed seeded subset of those splits, so every
     trial is scored on the same images when attacking all of them would cost too much.
     """
-    splits = DATASETS[config.name](config, seed)
+    splits = dataset_factory(config.name)(config, seed)
+    if config.name not in DATASETS:
+        _check_user_splits(splits, config.name)
     splits.val = _subset(splits.val, config.val_samples, seed)
     splits.test = _subset(splits.test, config.test_samples, seed + 1)
     return splits
+
+
+def dataset_factory(name: str) -> Callable[[DataConfig, int], Splits]:
+    """The loader of a built-in data set, or the user's factory at `pkg.module:function`."""
+    if name in DATASETS:
+        return DATASETS[name]
+    from search.models import import_object
+
+    factory = import_object(name, field="data.name")
+    if not callable(factory):
+        raise BadInput(f"config field 'data.name': {name!r} is not a function")
+    return factory
+
+
+def _check_user_splits(splits: object, name: str) -> None:
+    """What a user's factory returned must be usable; say what is wrong, not crash later."""
+    where = f"config field 'data.name': factory {name!r}"
+    if not isinstance(splits, Splits):
+        raise BadInput(f"{where} returned {type(splits).__name__}, not a search.data.Splits"
+                       f"(train, val, test, info)")
+    if not isinstance(splits.info, DataInfo):
+        raise BadInput(f"{where} returned info of type {type(splits.info).__name__}, not a "
+                       f"search.data.DataInfo")
+    for part in ("train", "val", "test"):
+        dataset = getattr(splits, part)
+        if len(dataset) == 0:
+            raise BadInput(f"{where} returned an empty {part} split")
+    image, label = splits.train[0]
+    if not isinstance(image, torch.Tensor) or tuple(image.shape) != splits.info.input_shape:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise BadInput(f"{where}: a training image must be a tensor of shape "
+                       f"{splits.info.input_shape} (DataInfo's channels and image size), "
+                       f"got {shape}")
+    if not 0 <= int(label) < splits.info.num_classes:
+        raise BadInput(f"{where}: label {int(label)} is outside [0, "
+                       f"{splits.info.num_classes}) (DataInfo.num_classes)")
 
 
 def _subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:

@@ -1,6 +1,10 @@
-"""Search spaces: which knobs a study searches, and their ranges."""
+"""Search spaces: which knobs a study searches, and their ranges.
 
-from spaces.layerwise import decode, expand
+`expand` and `decode` serve both the built-in space (spaces.layerwise) and a user space
+named by import path in `space.factory` (spaces.custom documents the contract).
+"""
+
+from spaces.custom import Space, decode, expand
 from spaces.params import Param, Plan
 
-__all__ = ["Param", "Plan", "decode", "expand"]
+__all__ = ["Param", "Plan", "Space", "decode", "expand"]

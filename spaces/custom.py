@@ -1,0 +1,129 @@
+"""User spaces by import path, and the one place that picks between them and the built-in.
+
+A config may name its own space with `space.factory: "pkg.module:function"`. The contract:
+
+    def my_space(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> Space
+
+gets the `space` section of the config (its ranges, which the function may use or
+ignore) and the model's layer names (prunable: every conv / linear but the classifier;
+quantizable: all of them), and returns a `Space`: the `Param`s a sampler chooses, and a
+`decode` turning one choice (a dict of param name -> value) into a `Plan`, the per-layer
+sparsity and bit-width and the fine-tuning settings of one trial. Layers a plan leaves
+out keep all their channels and float weights.
+
+Everything else (samplers, backends, warm start, `search spaces`) only ever calls
+`expand` and `decode` below, so a user space runs wherever the built-in one does. A
+space is checked before anything is written: its params, and the plan it decodes for
+its lowest point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from search.config import ALLOWED_BITS, STRATEGIES, SpaceConfig
+from search.errors import BadInput
+from spaces import layerwise
+from spaces.params import Param, Plan
+
+FIELD = "config field 'space.factory'"
+KINDS = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class Space:
+    """A searched space: what a sampler chooses, and what one choice means per layer."""
+
+    params: list[Param]
+    decode: Callable[[dict[str, Any]], Plan]
+
+
+def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> list[Param]:
+    """Every searched parameter, with its range: the user's space or the built-in one."""
+    if config.factory is None:
+        return layerwise.expand(config, prunable, quantizable)
+    space = user_space(config, prunable, quantizable)
+    corner = {p.name: p.choices[0] if p.kind == "categorical" else p.low for p in space.params}
+    _check_plan(space.decode(corner), config.factory, prunable, quantizable)
+    return list(space.params)
+
+
+def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
+           quantizable: list[str]) -> Plan:
+    """One trial's chosen values as per-layer numbers."""
+    if config.factory is None:
+        return layerwise.decode(config, params, prunable, quantizable)
+    space = user_space(config, prunable, quantizable)
+    return _check_plan(space.decode(dict(params)), config.factory, prunable, quantizable)
+
+
+def user_space(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> Space:
+    """Call the configured factory and check what it returns."""
+    from search.models import import_object
+
+    factory = import_object(config.factory, field="space.factory")
+    space = factory(config, list(prunable), list(quantizable))
+    if not isinstance(space, Space):
+        raise BadInput(f"{FIELD}: {config.factory!r} returned {type(space).__name__}, not a "
+                       f"spaces.Space(params, decode)")
+    if not space.params:
+        raise BadInput(f"{FIELD}: {config.factory!r} returned a space without params")
+    names = [getattr(p, "name", None) for p in space.params]
+    for param in space.params:
+        _check_param(param, config.factory)
+    if len(set(names)) != len(names):
+        raise BadInput(f"{FIELD}: {config.factory!r} names a param twice: {names}")
+    if not callable(space.decode):
+        raise BadInput(f"{FIELD}: {config.factory!r} returned a space whose decode is not "
+                       f"callable")
+    return space
+
+
+def _check_param(param: Any, factory: str) -> None:
+    if not isinstance(param, Param):
+        raise BadInput(f"{FIELD}: {factory!r} returned {param!r} among its params, not a "
+                       f"spaces.Param")
+    where = f"{FIELD}: param {param.name!r} of {factory!r}"
+    if not param.name:
+        raise BadInput(f"{FIELD}: {factory!r} returned a param without a name")
+    if param.kind not in KINDS:
+        raise BadInput(f"{where} has kind {param.kind!r}; allowed: {', '.join(KINDS)}")
+    if param.kind == "categorical":
+        if not param.choices:
+            raise BadInput(f"{where} is categorical but has no choices")
+        return
+    if param.low is None or param.high is None or param.low > param.high:
+        raise BadInput(f"{where} must have low <= high, got (low={param.low}, "
+                       f"high={param.high})")
+
+
+def _check_plan(plan: Any, factory: str, prunable: list[str], quantizable: list[str]) -> Plan:
+    """A decoded plan must name real layers with values the pipeline can apply."""
+    where = f"{FIELD}: decode of {factory!r}"
+    if not isinstance(plan, Plan):
+        raise BadInput(f"{where} returned {type(plan).__name__}, not a spaces.Plan")
+    for layer, sparsity in plan.sparsity.items():
+        if layer not in prunable:
+            raise BadInput(f"{where}: sparsity for {layer!r}, which is not a prunable layer; "
+                           f"prunable: {', '.join(prunable)}")
+        if not 0 <= sparsity < 1:
+            raise BadInput(f"{where}: sparsity for layer {layer!r} must be in [0, 1), "
+                           f"got {sparsity}")
+    for layer, bits in plan.bits.items():
+        if layer not in quantizable:
+            raise BadInput(f"{where}: bits for {layer!r}, which is not a conv or linear "
+                           f"layer; layers: {', '.join(quantizable)}")
+        if bits not in ALLOWED_BITS:
+            raise BadInput(f"{where}: bits for layer {layer!r} must be one of "
+                           f"{list(ALLOWED_BITS)}, got {bits}")
+    if plan.strategy not in STRATEGIES:
+        raise BadInput(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, "
+                       f"got {plan.strategy!r}")
+    if plan.epochs < 0 or not 0 <= plan.epsilon <= 1:
+        raise BadInput(f"{where}: epochs must be >= 0 and epsilon in [0, 1], got "
+                       f"epochs={plan.epochs}, epsilon={plan.epsilon}")
+    if plan.strategy == "standard" or plan.epsilon == 0:  # as the built-in space decodes
+        plan.strategy, plan.epsilon = "standard", 0.0
+    return plan
