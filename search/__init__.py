@@ -1,8 +1,9 @@
 """aer-search: search for compressed neural networks that stay robust.
 
-The public Python surface is small: `search.load_model(DIR/trial-N)` returns the torch
-module of an exported front member. Everything else is reached through the `search`
-command (search.cli).
+The public Python surface is small: `run_search(config)` runs (or resumes) a study and
+returns its Pareto front, `load_study_result(study, storage)` reads a stored one (both
+in search.api), and `load_model(DIR/trial-N)` returns the torch module of an exported
+front member. The `search` command (search.cli) does the same from a shell.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_model"]
+__all__ = ["__version__", "load_model", "load_study_result", "run_search"]
+
+_LAZY = {"load_model": "search.loading", "run_search": "search.api",
+         "load_study_result": "search.api"}
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `search --help` and config errors do not pay for importing torch.
-    if name == "load_model":
-        from search.loading import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'search' has no attribute {name!r}")

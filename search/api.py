@@ -1,0 +1,182 @@
+"""Driving a study from Python: `run_search` and `load_study_result`.
+
+They run the same pieces as `search run` and `search pareto` (StudySetup, the Optuna
+driver, the export), so a study started from Python can be resumed, shown or exported
+from the command line, and the other way round. A `StudyResult` is the Pareto front as a
+list of `FrontMember`s (validation numbers, as the search scored them); `export` writes
+the export layout after re-assessing the front on the test split, like `search pareto
+--export`.
+
+    from search import run_search
+    result = run_search("study.yaml", storage="sqlite:///studies.db")
+    for member in result:
+        print(member.number, member.metrics["robust_accuracy"])
+    model = result[0].model()
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import optuna
+import pandas as pd
+from torch import nn
+
+from search.cli import STORAGE_ENV
+from search.config import StudyConfig, config_from_dict, load_config
+from search.errors import BadInput
+
+
+def run_search(config: StudyConfig | dict[str, Any] | str | Path,
+               storage: str | None = None) -> StudyResult:
+    """Run (or resume) a study with the local Optuna backend; return its front.
+
+    `config` is a StudyConfig, a plain mapping (as the YAML file would hold) or the path
+    of a YAML file. `storage` (an SQLAlchemy URL or `journal:FILE`) defaults to the
+    config's, then $AER_SEARCH_STORAGE, then `sqlite:///aer-search.db` in the working
+    directory. Bad input raises `search.errors.BadInput` before anything is written.
+    """
+    from search.optuna_driver import open_study, run_study
+    from search.storage import artifact_store, check_storage_url, open_storage
+    from search.trial import StudySetup
+    from search.warm_start import anchor_points
+
+    config = _as_config(config)
+    url = _storage_url(storage, config.storage)
+    check_storage_url(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        setup = StudySetup.build(config)
+        study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
+        artifacts = artifact_store(url, config.artifacts)
+        run_study(config, setup, study, artifacts)
+    return StudyResult(study, config, artifacts)
+
+
+def load_study_result(study: str | None = None, storage: str | None = None) -> StudyResult:
+    """The front of a stored study (made by `search run` or `run_search`); writes nothing.
+
+    `study` may be left out when the storage holds exactly one study.
+    """
+    from search.storage import artifact_store, check_storage_url, open_storage, storage_file
+
+    url = _storage_url(storage)
+    check_storage_url(url)
+    file = storage_file(url)
+    if file is not None and not file.is_file():
+        raise BadInput(f"load_study_result: storage: no such file {str(file)!r}")
+    opened = open_storage(url)
+    names = optuna.get_all_study_names(opened)
+    if study is None:
+        if len(names) != 1:
+            raise BadInput(f"load_study_result: study must be named; this storage holds "
+                           f"{', '.join(names) or 'no study'}")
+        study = names[0]
+    if study not in names:
+        raise BadInput(f"load_study_result: no study {study!r} in {url}; existing: "
+                       f"{', '.join(names) or 'none'}")
+    loaded = optuna.load_study(study_name=study, storage=opened)
+    if "config" not in loaded.user_attrs:
+        raise BadInput(f"load_study_result: study {study!r} was not made by aer-search "
+                       f"(it stores no config)")
+    config = config_from_dict(loaded.user_attrs["config"])
+    return StudyResult(loaded, config, artifact_store(url, config.artifacts))
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """One model of the front: its trial number, chosen params and validation metrics."""
+
+    number: int
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    trial: optuna.trial.FrozenTrial
+    artifacts: Any
+
+    def model(self) -> nn.Module:
+        """The compressed torch module this trial scored (eval mode, fake-quant view)."""
+        from search.front_report import trial_model
+
+        return trial_model(self.trial, self.artifacts)[0]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items())
+        return f"FrontMember(trial {self.number}: {shown})"
+
+
+class StudyResult(Sequence[FrontMember]):
+    """The Pareto front of a study: a list of FrontMember, ordered by trial number."""
+
+    def __init__(self, study: optuna.Study, config: StudyConfig, artifacts: Any) -> None:
+        from search.pareto import front_trials
+
+        self.study = study
+        self.config = config
+        self.artifacts = artifacts
+        self._members = [FrontMember(t.number, dict(t.params), dict(t.user_attrs["metrics"]),
+                                     t, artifacts) for t in front_trials(study)]
+
+    @overload
+    def __getitem__(self, index: int) -> FrontMember: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FrontMember]: ...
+
+    def __getitem__(self, index: int | slice) -> FrontMember | list[FrontMember]:
+        return self._members[index]
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[FrontMember]:
+        return iter(self._members)
+
+    def __repr__(self) -> str:
+        return (f"StudyResult(study {self.study.study_name!r}: {len(self)} front members of "
+                f"{len(self.study.trials)} trials)")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per front member: metrics, a summary of params, every param."""
+        from search.pareto import front_frame
+
+        return front_frame(self.study)
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """Every trial of the study (failed ones with their reason), as `search trials`."""
+        from search.pareto import trials_frame
+
+        return trials_frame(self.study)
+
+    def export(self, directory: str | Path, force: bool = False) -> pd.DataFrame:
+        """Write the export layout (weights, ONNX, recipe, metrics, plot) to `directory`.
+
+        The front is re-assessed on the test split first (stored, so once). An existing,
+        non-empty directory is only replaced with `force`. Returns the pareto table.
+        """
+        from search.export import export_front
+
+        return export_front(self.study, self.config, self.artifacts, Path(directory),
+                            force=force)
+
+
+def _as_config(config: StudyConfig | dict[str, Any] | str | Path) -> StudyConfig:
+    if isinstance(config, StudyConfig):
+        return copy.deepcopy(config).validate()
+    if isinstance(config, dict):
+        return config_from_dict(copy.deepcopy(config))
+    if isinstance(config, str | Path):
+        return load_config(config)
+    raise BadInput(f"run_search: config must be a StudyConfig, a mapping or a YAML path, "
+                   f"got {type(config).__name__}")
+
+
+def _storage_url(given: str | None, from_config: str | None = None) -> str:
+    from search.storage import DEFAULT_STORAGE
+
+    return given or from_config or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
