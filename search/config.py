@@ -241,6 +241,24 @@ class SanityConfig:
 
 
 @dataclass
+class RayConfig:
+    """How the Ray Tune backend (`search run --backend ray`) places trials."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU between trials
+    max_concurrent: int | None = None  # default: as many as the resources allow
+    max_failures: int = 1  # retries of a trial whose worker died (FailureConfig)
+    storage_path: str | None = None  # Tune's experiment dir; default beside the storage
+
+    def validate(self) -> None:
+        _positive("ray.cpus_per_trial", self.cpus_per_trial)
+        _positive("ray.gpus_per_trial", self.gpus_per_trial, allow_zero=True)
+        if self.max_concurrent is not None:
+            _positive("ray.max_concurrent", self.max_concurrent)
+        _positive("ray.max_failures", self.max_failures, allow_zero=True)
+
+
+@dataclass
 class LatencyConfig:
     """How latency is timed; fixed per study so trials are comparable."""
 
@@ -271,7 +289,7 @@ class StudyConfig:
     sampler: str = "tpe"  # tpe | nsga2 | random
     # uniform hand-picked points (the paper's kind of setting) tried before the sampler's
     # own: the search starts where hand-tuning ends (see search.warm_start)
-    warm_start: int = 0
+    warm_start: int = 6
     objectives: list[str] = field(
         default_factory=lambda: ["robust_accuracy", "latency_ms", "size_bytes"]
     )
@@ -284,6 +302,7 @@ class StudyConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     sanity: SanityConfig = field(default_factory=SanityConfig)
 
     def validate(self) -> StudyConfig:
@@ -307,7 +326,7 @@ class StudyConfig:
         if len(set(self.objectives)) != len(self.objectives):
             raise BadInput(f"config field 'objectives' names one twice: {self.objectives}")
         for section in (self.data, self.model, self.space, self.finetune, self.evaluation,
-                        self.latency, self.sanity):
+                        self.latency, self.sanity, self.ray):
             section.validate()
         for text in self.constraints:
             parse_constraint(text, list(dict.fromkeys([*BUILT_IN_METRICS, *self.objectives])))

@@ -92,8 +92,22 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
                 study.enqueue_trial(params)
             return study
     study = optuna.load_study(study_name=config.study, storage=storage)
-    check_compatible(study.user_attrs.get("config", {}), config.to_dict(), config.study)
+    stored = _with_defaults(study.user_attrs.get("config", {}))
+    check_compatible(stored, config.to_dict(), config.study)
+    if stored != config.to_dict():  # e.g. a new --trials: workers that join follow it
+        study.set_user_attr("config", config.to_dict())
     return study
+
+
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with fields added since it was stored at their defaults, so a
+    newer aer-search resumes an older study whose meaning those fields do not change."""
+    from search.config import config_from_dict
+
+    try:
+        return config_from_dict(stored).to_dict()
+    except BadInput:
+        return stored  # a field was removed or renamed: compare as stored, and refuse
 
 
 def check_compatible(stored: dict[str, Any], given: dict[str, Any], study: str) -> None:
@@ -199,6 +213,7 @@ class BudgetCallback:
         self.total = total
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        fail_orphaned_trials(study)  # a dead worker's trial must not hold a slot forever
         if budget_count(study) >= self.total:
             study.stop()
 
