@@ -85,7 +85,8 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, configure_logging=False)
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                 configure_logging=False)
         return
     check_address(address)
     ray.init(address=address, configure_logging=False)
