@@ -100,6 +100,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve optuna-dashboard on the storage: trials and fronts, live, in a browser."""
+    from search.storage import artifact_store, check_storage_url, open_storage
+
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise BadInput("search dashboard needs optuna-dashboard: "
+                       "pip install 'aer-search[dashboard]'") from None
+    url = _storage_url(args.storage)
+    check_storage_url(url)
+    log.info("optuna-dashboard on http://%s:%d (Ctrl-C stops it)", args.host, args.port)
+    run_server(open_storage(url, heartbeat=False), host=args.host, port=args.port,
+               artifact_store=artifact_store(url))
+    return 0
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     """Print the front of a stored study, re-assessed on the test split; export it."""
     import pandas as pd
@@ -286,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = _command(commands, "worker", cmd_worker)
     worker.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the study's)")
+
+    dashboard = _command(commands, "dashboard", cmd_dashboard)
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
 
     pareto = _command(commands, "pareto", cmd_pareto)
     pareto.add_argument("--export", metavar="DIR", help="write the export layout to DIR")
