@@ -92,11 +92,21 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage,
                 study.enqueue_trial(params)
             return study
     study = optuna.load_study(study_name=config.study, storage=storage)
-    stored = _with_defaults(study.user_attrs.get("config", {}))
+    stored = _with_defaults(_stored_config(study))
     check_compatible(stored, config.to_dict(), config.study)
     if stored != config.to_dict():  # e.g. a new --trials: workers that join follow it
         study.set_user_attr("config", config.to_dict())
     return study
+
+
+def _stored_config(study: optuna.Study, wait_seconds: float = 10.0) -> dict[str, Any]:
+    """The config a study was created with; waits briefly for a creator that is still
+    writing it (two processes starting one new study at the same moment)."""
+    deadline = time.monotonic() + wait_seconds
+    while "config" not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        study = optuna.load_study(study_name=study.study_name, storage=study._storage)
+    return study.user_attrs.get("config", {})
 
 
 def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:

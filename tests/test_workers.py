@@ -149,3 +149,32 @@ def test_worker_needs_an_existing_study(tmp_path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no such file" in done.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_processes_creating_one_study_at_once_agree(tiny_config, tmp_path) -> None:
+    """Guards the creation race: one creates (and queues the first points), the others
+    load it, none fails and nothing is queued twice."""
+    import threading
+
+    url = f"journal:{tmp_path / 'race.log'}"
+    config = config_from_dict(tiny_config)
+    points = [{"epsilon": 0.0, "epochs": 0}] * 3
+    opened, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            opened.append(open_study(config, open_storage(url), points))
+        except Exception as exc:  # pragma: no cover - what the test guards against
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(opened) == 4
+    study = optuna.load_study(study_name=config.study, storage=open_storage(url))
+    assert len(study.trials) == 3  # the first points, queued once
+    assert study.user_attrs["config"] == config.to_dict()
