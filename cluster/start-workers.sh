@@ -15,9 +15,11 @@ if [ $# -lt 3 ]; then
 fi
 n=$1 url=$2 study=$3
 shift 3
+threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1   # split the cores
 pids=()
 for k in $(seq "$n"); do
-    search worker --storage "$url" --study "$study" "$@" >"worker-$k.log" 2>&1 &
+    search worker --storage "$url" --study "$study" --threads "$threads" "$@" \
+        >"worker-$k.log" 2>&1 &
     pids+=($!)
 done
 echo "started ${#pids[@]} workers (pids ${pids[*]}); watch with: search trials --storage $url --study $study"

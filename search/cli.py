@@ -95,9 +95,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     study, config, url = _load_existing(args)
     if args.device:
         config = dataclasses.replace(config, device=args.device).validate()
+    _set_threads(args.threads)
     artifacts = artifact_store(url, config.artifacts)
     run_study(config, setup_from_study(study, config, artifacts), study, artifacts)
     return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    """CPU threads of this process's training and attacks (torch's default: all cores).
+
+    Several workers on one machine should split its cores: oversubscribed threads slow
+    every trial several-fold.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise BadInput(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -115,6 +131,25 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     run_server(open_storage(url, heartbeat=False), host=args.host, port=args.port,
                artifact_store=artifact_store(url))
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the search service: submit, watch, stop and resume studies over HTTP."""
+    try:
+        from search.service import ServiceSettings, serve
+    except ImportError as exc:
+        raise BadInput(f"search serve needs the service extra: pip install "
+                       f"'aer-search[service]' ({exc})") from None
+    settings = ServiceSettings.build(
+        _storage_url(args.storage), args.data_dir, host=args.host, port=args.port,
+        token=args.token or os.environ.get("AER_SEARCH_TOKEN") or None,
+        allow_plugins=args.allow_plugins, ray_address=args.ray_address,
+        max_body_bytes=args.max_body)
+    if args.ray_address:
+        from search.service._runs import RayJobs
+
+        RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
+    return serve(settings)
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
@@ -303,10 +338,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = _command(commands, "worker", cmd_worker)
     worker.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the study's)")
+    worker.add_argument("--threads", type=int,
+                        help="CPU threads of this worker (default: all cores); N workers on "
+                             "one machine: cores / N")
 
     dashboard = _command(commands, "dashboard", cmd_dashboard)
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
+
+    serve = _command(commands, "serve", cmd_serve, storage=False)
+    serve.add_argument("--storage", help=f"storage URL of every study it serves (default: "
+                       f"${STORAGE_ENV} or sqlite:///aer-search.db)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (anything but 127.0.0.1 needs a token)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", metavar="DIR", help="the service's own files: configs, "
+                       "process ids, logs, exports (default: beside a file storage)")
+    serve.add_argument("--token", help="every request must send 'Authorization: Bearer "
+                       "TOKEN' (default: $AER_SEARCH_TOKEN)")
+    serve.add_argument("--allow-plugins", action="store_true",
+                       help="trust submitted configs: import paths and server paths")
+    serve.add_argument("--ray-address", metavar="URL", help="submit studies as Ray jobs to "
+                       "this cluster's dashboard (http://HOST:8265)")
+    serve.add_argument("--max-body", type=int, default=1_000_000, metavar="BYTES",
+                       help="largest request body accepted (default 1000000)")
 
     pareto = _command(commands, "pareto", cmd_pareto)
     pareto.add_argument("--export", metavar="DIR", help="write the export layout to DIR")

@@ -146,6 +146,9 @@ def run_ray(config: StudyConfig, setup: StudySetup, study: optuna.Study, url: st
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
                                     max_concurrent_trials=config.ray.max_concurrent,
+                                    # one process serves many trials: torch, the data and
+                                    # the base model load once per worker, not per trial
+                                    reuse_actors=True,
                                     time_budget_s=config.timeout),
         run_config=tune.RunConfig(
             name=name, storage_path=str(experiment_root(config, url)), verbose=0,

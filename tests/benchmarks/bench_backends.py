@@ -102,7 +102,8 @@ def main() -> int:
         study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
         prepare_study(study, setup, artifact_store(url))
         started = time.time()
-        wait([run(["worker", "--study", "bench", "--storage", url], out, env)
+        threads = ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
+        wait([run(["worker", "--study", "bench", "--storage", url, *threads], out, env)
               for _ in range(workers)], f"{workers} workers")
         rows.append(measure(f"search worker x{workers}", url, started, workers,
                             config.objectives))
