@@ -1,0 +1,286 @@
+"""Processes the service started for a study, remembered in the study's own folder.
+
+A submitted study runs as `search run CONFIG --storage URL` in a process of its own
+session, so stopping or restarting the service does not stop it; a resumed study runs
+`search run` again (it resumes) or, for a study made elsewhere, `search worker`. The
+folder `DATA/studies/NAME/` holds the submitted `config.yaml`, `runs.json` (each
+process's pid and start time, or each Ray job's id), `run.log` and the exports. The
+pid and the kernel's start time together name a process, so a pid reused by an
+unrelated process after a reboot is never taken for the study's, nor signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search.config import StudyConfig
+from search.errors import BadInput
+
+CONFIG_FILE = "config.yaml"
+RUNS_FILE = "runs.json"
+LOG_FILE = "run.log"
+STOP_GRACE_SECONDS = 15.0  # after SIGINT (trials are marked failed), before SIGKILL
+
+
+class Conflict(Exception):
+    """The request does not fit the study's state (HTTP 409); one line, like BadInput."""
+
+
+@dataclass
+class Run:
+    """One process (or Ray job) started for a study."""
+
+    kind: str  # run | worker
+    started_at: float
+    pid: int | None = None
+    start_ticks: int | None = None  # the kernel's start time of `pid`
+    ray_job: str | None = None
+    exit_code: int | None = None  # once seen to have ended
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
+class RunState:
+    """What `runs.json` holds for one study."""
+
+    runs: list[Run] = field(default_factory=list)
+    stopped_at: float | None = None
+
+    @classmethod
+    def read(cls, folder: Path) -> RunState:
+        path = folder / RUNS_FILE
+        if not path.is_file():
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls([Run(**run) for run in raw.get("runs", [])], raw.get("stopped_at"))
+
+    def write(self, folder: Path) -> None:
+        """Atomically: a crash mid-write must not lose the pids of running studies."""
+        tmp = folder / f".{RUNS_FILE}.tmp"
+        tmp.write_text(json.dumps({"runs": [r.to_dict() for r in self.runs],
+                                   "stopped_at": self.stopped_at}, indent=1))
+        tmp.replace(folder / RUNS_FILE)
+
+
+class Runner:
+    """Starts, watches and stops the processes of studies; one per service."""
+
+    def __init__(self, data_dir: Path, storage: str, ray_address: str | None = None) -> None:
+        self.root = data_dir / "studies"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.storage = storage
+        self.jobs = RayJobs(ray_address) if ray_address else None
+        self._children: dict[int, subprocess.Popen] = {}  # started by this instance
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def folder(self, name: str) -> Path:
+        """The study's own folder; names are checked, and the result must stay inside."""
+        path = (self.root / name).resolve()
+        if path.parent != self.root.resolve():
+            raise BadInput(f"study name {name!r} is not a plain name")
+        return path
+
+    def lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def launched(self) -> list[str]:
+        """Studies this service was asked to run (their folders hold a config)."""
+        return sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file())
+
+    def submit(self, config: StudyConfig) -> None:
+        """Claim the study's folder (one submission per name wins), write its config, start it."""
+        folder = self.folder(config.study)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            raise Conflict(f"study {config.study!r} was already submitted to this service; "
+                           f"resume it, or choose another name") from None
+        (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        with self.lock(config.study):
+            self._start(config.study, folder, "run")
+
+    def resume(self, name: str) -> None:
+        folder = self.folder(name)
+        folder.mkdir(exist_ok=True)
+        with self.lock(name):
+            if self.alive_runs(name):
+                raise Conflict(f"study {name!r} is already running")
+            kind = "run" if (folder / CONFIG_FILE).is_file() else "worker"
+            self._start(name, folder, kind)
+
+    def stop(self, name: str) -> int:
+        """Interrupt every live process of the study (then kill it); returns how many."""
+        folder = self.folder(name)
+        with self.lock(name):
+            live = self.alive_runs(name)
+            for run in live:
+                if run.ray_job:
+                    self.jobs.stop(run.ray_job)
+                else:
+                    _signal_group(run.pid, signal.SIGINT)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and any(self._alive(r) for r in live):
+                time.sleep(0.2)
+            for run in live:
+                if run.pid and self._alive(run):
+                    _signal_group(run.pid, signal.SIGKILL)
+            state = RunState.read(folder)
+            state.stopped_at = time.time()
+            state.write(folder)
+            self.refresh(name)
+            return len(live)
+
+    def _start(self, name: str, folder: Path, kind: str) -> None:
+        args = ([kind, CONFIG_FILE] if kind == "run" else [kind, "--study", name])
+        args += ["--storage", self.storage]
+        state = RunState.read(folder)
+        if self.jobs:
+            run = Run(kind, time.time(), ray_job=self.jobs.submit(name, folder, args))
+        else:
+            run = self._spawn(folder, kind, args)
+        state.runs.append(run)
+        state.stopped_at = None
+        state.write(folder)
+
+    def _spawn(self, folder: Path, kind: str, args: list[str]) -> Run:
+        with open(folder / LOG_FILE, "ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} search {kind}\n".encode())
+            log.flush()
+            process = subprocess.Popen([sys.executable, "-m", "search.cli", *args], cwd=folder,
+                                       stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self._children[process.pid] = process
+        return Run(kind, time.time(), pid=process.pid, start_ticks=_start_ticks(process.pid))
+
+    def refresh(self, name: str) -> RunState:
+        """The study's runs, with exit codes of the ones that ended written down."""
+        folder = self.folder(name)
+        state = RunState.read(folder)
+        changed = False
+        for run in state.runs:
+            if run.exit_code is None and not self._alive(run):
+                run.exit_code = self._exit_code(run)
+                changed = True
+        if changed:
+            state.write(folder)
+        return state
+
+    def alive_runs(self, name: str) -> list[Run]:
+        return [run for run in self.refresh(name).runs if run.exit_code is None]
+
+    def _alive(self, run: Run) -> bool:
+        if run.ray_job:
+            return self.jobs is not None and self.jobs.alive(run.ray_job)
+        child = self._children.get(run.pid)
+        if child is not None:
+            return child.poll() is None  # also reaps it, so it leaves no zombie
+        return _start_ticks(run.pid) == run.start_ticks and run.start_ticks is not None
+
+    def _exit_code(self, run: Run) -> int:
+        child = self._children.get(run.pid) if run.pid else None
+        if child is not None and child.returncode is not None:
+            return child.returncode
+        if run.ray_job and self.jobs:
+            return self.jobs.exit_code(run.ray_job)
+        return -1  # ended while another service instance was its parent: code unknown
+
+    def log_tail(self, name: str, lines: int = 5) -> list[str]:
+        path = self.folder(name) / LOG_FILE
+        if not path.is_file():
+            return []
+        with open(path, "rb") as file:
+            file.seek(max(0, path.stat().st_size - 8192))
+            text = file.read().decode("utf-8", "replace")
+        return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _start_ticks(pid: int | None) -> int | None:
+    """The kernel's start time of a live, non-zombie process (Linux /proc), else None."""
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])  # field 22 of stat; fields here start at field 3
+
+
+def _signal_group(pid: int | None, sig: int) -> None:
+    """Signal the process group the run leads (its `search` process and any children)."""
+    if not pid:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+class RayJobs:
+    """Studies as Ray jobs, submitted to a cluster's dashboard (its job submission API).
+
+    The job runs `python -m search.cli run CONFIG --backend ray --address auto` on the
+    cluster, so Ray Tune spreads its trials over the cluster's nodes; its working folder
+    (the config only) is uploaded with the job. The storage URL must be reachable from
+    the cluster (PostgreSQL for a real cluster; a SQLite file works for a cluster on
+    this machine).
+    """
+
+    def __init__(self, address: str) -> None:
+        try:
+            from ray.job_submission import JobSubmissionClient
+        except ImportError as exc:
+            raise BadInput(f"--ray-address needs Ray's job submission client: pip install "
+                           f"'aer-search[service-ray]' ({exc})") from None
+        try:
+            self.client = JobSubmissionClient(address)
+        except Exception as exc:  # ConnectionError, or a Ray without the dashboard
+            first = " ".join(str(exc).split())[:200]
+            raise BadInput(f"--ray-address: no Ray job API answers at {address!r} ({first}); "
+                           f"start the cluster with the dashboard (pip install "
+                           f"'ray[default]')") from None
+
+    def submit(self, name: str, folder: Path, args: list[str]) -> str:
+        job = folder / "job"
+        job.mkdir(exist_ok=True)
+        if (folder / CONFIG_FILE).is_file():
+            (job / CONFIG_FILE).write_text((folder / CONFIG_FILE).read_text())
+        if args[0] == "run":
+            args = [*args, "--backend", "ray", "--address", "auto"]
+        entrypoint = " ".join(["python", "-m", "search.cli", *map(_quote, args)])
+        return self.client.submit_job(entrypoint=entrypoint,
+                                      runtime_env={"working_dir": str(job)},
+                                      metadata={"aer_search_study": name})
+
+    def alive(self, job_id: str) -> bool:
+        return not self.client.get_job_status(job_id).is_terminal()
+
+    def stop(self, job_id: str) -> None:
+        self.client.stop_job(job_id)
+
+    def exit_code(self, job_id: str) -> int:
+        from ray.job_submission import JobStatus
+
+        return 0 if self.client.get_job_status(job_id) == JobStatus.SUCCEEDED else 1
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
