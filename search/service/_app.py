@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from search.errors import BadInput
 from search.service._exports import ExportFailed
-from search.service._guard import Guard
+from search.service._guard import BodyTooLarge, Guard
 from search.service._runs import Conflict, Runner
 from search.service._settings import ServiceSettings
 from search.storage import open_storage
@@ -79,6 +79,12 @@ def create_app(settings: ServiceSettings) -> Guard:
     app.add_exception_handler(NotFound, _status(404))
     app.add_exception_handler(ExportFailed, _status(500))
     app.add_exception_handler(RequestValidationError, _invalid_request)
+
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": f"request body larger than the limit of "
+                                       f"{settings.max_body_bytes} bytes"}, status_code=413)
+
+    app.add_exception_handler(BodyTooLarge, too_large)  # raised while a route reads
     return Guard(app, settings.token, settings.max_body_bytes)  # `.app` is the FastAPI app
 
 

@@ -1,15 +1,15 @@
 """A study's status, trials and front, read from the storage on every request.
 
 Nothing here is cached or kept elsewhere: a restarted service, or a study run by
-`search run` on another machine, reads the same. Rows come from search.pareto, so the
-API shows exactly the columns `search trials --json` and `search pareto --json` print.
+`search run` on another machine, reads the same. Rows are search.pareto's `trial_row`,
+the rows `search trials --json` prints, with numbers exactly as stored (not through
+pandas) and null values left out.
 The only facts added from the service's own folder are its processes: whether the
 study is starting, running, stopped on request, or failed before storing anything.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.pareto import frame_json, front_frame, trials_frame
+from search.pareto import front_trials, trial_row
 from search.service._runs import RunState
 
 COUNTED = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL,
@@ -77,8 +77,10 @@ def summary(study: optuna.Study | None, name: str, runs: RunState | None,
 def _state(study: optuna.Study | None, budget: int | None, finished: int, running: int,
            runs: RunState | None, alive: bool) -> str:
     """starting, running, finished, stopped, failed or incomplete."""
-    if study is None:
-        return "starting" if alive else "failed"
+    if study is None:  # submitted; `search run` creates it once its base model is ready
+        if alive:
+            return "starting"
+        return "stopped" if runs and runs.stopped_at else "failed"
     if alive or running:
         return "running"
     if budget is not None and finished >= budget:
@@ -125,14 +127,22 @@ def _timing(trials: list[FrozenTrial], budget: int | None, finished: int,
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every trial as `search trials --json` prints it (failed ones with their reason)."""
-    return json.loads(frame_json(trials_frame(study))) if study.trials else []
+    """Every trial, as the rows of `search trials --json` (keys that would be null left
+    out, numbers exactly as stored)."""
+    return [_plain(trial_row(t)) for t in study.get_trials(deepcopy=False)]
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The validation front as `search pareto --json --validation-only` prints it."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return json.loads(frame_json(front_frame(study))) if complete else []
+    """The validation front, as the rows of `search pareto --json --validation-only`."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    return [_plain(trial_row(t)) for t in front_trials(study)]
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: such values, and missing ones, become absent keys."""
+    return {k: v for k, v in row.items()
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def _finite(value: float) -> float | None:
