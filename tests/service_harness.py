@@ -30,13 +30,14 @@ FAST: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",
     "warm_start": 0,
-    "data": {"val_samples": 120, "test_samples": 120},
+    "data": {"val_samples": 100, "test_samples": 100},
     "model": {"base_epochs": 3},
     "space": {"epochs": [0, 1], "epsilon": [0.0, 0.1]},
     "finetune": {"steps": 2, "samples_per_epoch": 256},
-    "evaluation": {"epsilon": 0.1, "steps": 3, "step_size": 0.05, "final_steps": 5,
+    "evaluation": {"epsilon": 0.1, "steps": 2, "step_size": 0.07, "final_steps": 3,
                    "final_restarts": 1},
-    "latency": {"warmup": 1, "repeats": 3, "calibration_samples": 64},
+    "sanity": {"steps_factor": 2},
+    "latency": {"warmup": 1, "repeats": 3, "int8": False},
 }
 
 

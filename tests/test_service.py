@@ -316,3 +316,6 @@ def test_schemathesis_finds_no_server_error(service: Service, studies: dict[str,
                           capture_output=True, text=True, timeout=600, cwd=service.root)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "passed" in done.stdout
+    for study in service.client.get("/api/studies").json():  # what generated configs started
+        if study["state"] in ("running", "starting") and study["started_by_service"]:
+            assert service.client.post(f"/api/studies/{study['name']}/stop").status_code == 200

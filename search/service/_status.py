@@ -83,10 +83,10 @@ def _state(study: optuna.Study | None, budget: int | None, finished: int, runnin
         return "stopped" if runs and runs.stopped_at else "failed"
     if alive or running:
         return "running"
+    if runs and runs.stopped_at:  # even if the trial it interrupted was the budget's last
+        return "stopped"
     if budget is not None and finished >= budget:
         return "finished"
-    if runs and runs.stopped_at:
-        return "stopped"
     if runs and runs.runs and runs.runs[-1].exit_code not in (None, 0, 130):
         return "failed"
     return "incomplete"  # e.g. a `search run` elsewhere was interrupted
