@@ -44,7 +44,7 @@ from search.optuna_driver import (
     setup_from_study,
     suggest,
 )
-from search.storage import artifact_dir, open_storage, storage_file
+from search.storage import absolute_url, artifact_dir, open_storage, storage_file
 from search.trial import StudySetup
 from spaces import Param
 
@@ -112,7 +112,7 @@ def run_ray(config: StudyConfig, setup: StudySetup, study: optuna.Study, url: st
     artifacts_path.mkdir(parents=True, exist_ok=True)
     prepare_study(study, setup, optuna.artifacts.FileSystemArtifactStore(str(artifacts_path)))
     connect(address)
-    job = Job(config.to_dict(), url, str(artifacts_path))
+    job = Job(config.to_dict(), absolute_url(url), str(artifacts_path))
     trainable = tune.with_resources(
         tune.with_parameters(ray_trial, job=job),
         {"cpu": config.ray.cpus_per_trial, "gpu": config.ray.gpus_per_trial})

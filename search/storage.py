@@ -80,6 +80,16 @@ def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
                       grace_period=3 * HEARTBEAT_SECONDS)
 
 
+def absolute_url(url: str) -> str:
+    """The URL with a relative SQLite or journal path made absolute, for processes that
+    run elsewhere (Ray workers start in directories of their own)."""
+    file = storage_file(url)
+    if file is None or file.is_absolute():
+        return url
+    prefix = JOURNAL if url.startswith(JOURNAL) else SQLITE
+    return f"{prefix}{file.resolve()}"
+
+
 def storage_file(url: str) -> Path | None:
     """The local file of a SQLite or journal storage, None for a database server."""
     if url.startswith(JOURNAL):

@@ -20,11 +20,15 @@ ANCHORS = ((0.5, 8), (0.9, 4), (0.5, 4), (0.9, 8), (0.2, 8), (0.2, 4), (0.7, 6),
 
 
 def anchor_points(config: StudyConfig, space: list[Param]) -> list[dict[str, Any]]:
-    """Up to `config.warm_start` uniform points, as params of `space`, none repeated."""
+    """Up to `config.warm_start` uniform points, as params of `space`, none repeated.
+
+    They never take more than a third of the trial budget: the rest is the sampler's.
+    """
+    count = min(config.warm_start, max(1, config.trials // 3)) if config.warm_start else 0
     by_name = {param.name: param for param in space}
     points: list[dict[str, Any]] = []
     for fraction, bits in ANCHORS:
-        if len(points) >= config.warm_start:
+        if len(points) >= count:
             break
         point = {name: _value(param, fraction, bits, config) for name, param in by_name.items()}
         if point not in points:

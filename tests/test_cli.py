@@ -197,7 +197,7 @@ def test_resume_keeps_finished_trials_and_runs_only_the_rest(ran_study: dict[str
         new = after[old.number]
         assert (new.values, new.params, new.user_attrs["metrics"], new.datetime_complete) == (
             old.values, old.params, old.user_attrs["metrics"], old.datetime_complete)
-    assert "2 trials done, running 2 more" in resumed.log
+    assert "2 trials done, running up to 2 more" in resumed.log
     assert _progress(resumed.log) == [["[3/4]", "trial", "2"], ["[4/4]", "trial", "3"]]
     # the resumed sampler does not replay the first run's draws
     assert after[2].params not in (after[0].params, after[1].params)
@@ -428,7 +428,7 @@ BAD_RUNS = {
     "unreachable-postgres": (None, lambda t, c: ["run", c, "--storage",
                                                  "postgresql://postgres@127.0.0.1:1/test"],
                              "--storage"),
-    "ray-backend": (None, lambda t, c: ["run", c, *DB, "--backend", "ray"], "--backend"),
+    "unknown-backend": (None, lambda t, c: ["run", c, *DB, "--backend", "dask"], "--backend"),
     "pareto-missing-storage": (None, lambda t, c: ["pareto", "--storage",
                                                    sqlite_url(t / "missing.db")], "--storage"),
     "pareto-default-storage-missing": (None, lambda t, c: ["pareto"], "--storage"),

@@ -231,3 +231,16 @@ def test_bad_backend_flags_are_refused(args, field, tiny_config, tmp_path) -> No
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and field in done.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_relative_file_storages_reach_ray_workers_as_absolute_paths(tmp_path,
+                                                                    monkeypatch) -> None:
+    """Guards: Ray workers start in folders of their own, so `sqlite:///aer-search.db`
+    (the default) must reach them as an absolute path."""
+    from search.storage import absolute_url
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_url("sqlite:///aer-search.db") == f"sqlite:///{tmp_path}/aer-search.db"
+    assert absolute_url("journal:runs/j.log") == f"journal:{tmp_path}/runs/j.log"
+    assert absolute_url("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert absolute_url("postgresql://u@h/db") == "postgresql://u@h/db"

@@ -15,7 +15,7 @@ from search.warm_start import anchor_points
 
 def test_anchors_are_uniform_points_inside_the_space(tiny_config) -> None:
     """Guards: every anchor sets all layers alike, on the space's grid, adversarially."""
-    tiny_config["warm_start"] = 4
+    tiny_config.update(warm_start=4, trials=12)
     config = config_from_dict(tiny_config)
     setup = StudySetup.build(config)
     space = setup.space()
@@ -36,7 +36,7 @@ def test_anchors_are_uniform_points_inside_the_space(tiny_config) -> None:
 
 
 def test_a_fresh_study_runs_its_anchors_first_and_only_once(tiny_config, tmp_path) -> None:
-    tiny_config["warm_start"] = 2
+    tiny_config.update(warm_start=2, trials=6)
     config = config_from_dict(tiny_config)
     setup = StudySetup.build(config)
     points = anchor_points(config, setup.space())
@@ -49,6 +49,12 @@ def test_a_fresh_study_runs_its_anchors_first_and_only_once(tiny_config, tmp_pat
                   key=lambda t: t.number)
     assert [t.params for t in done[:2]] == points
     assert len(study.trials) == 3
+
+
+def test_anchors_take_at_most_a_third_of_the_budget(tiny_config) -> None:
+    tiny_config.update(warm_start=6, trials=7)
+    config = config_from_dict(tiny_config)
+    assert len(anchor_points(config, StudySetup.build(config).space())) == 2
 
 
 def test_no_warm_start_means_no_anchors(tiny_config) -> None:
