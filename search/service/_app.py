@@ -40,7 +40,10 @@ class Service:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.storage = open_storage(settings.storage, heartbeat=False)
+        # One cached storage for every request: Optuna's cache keeps finished trials
+        # (they never change) and re-reads only unfinished and new ones from the database.
+        self.storage = optuna.storages.get_storage(open_storage(settings.storage,
+                                                                heartbeat=False))
         self.runner = Runner(settings.data_dir, settings.storage, settings.ray_address)
         self._export_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()

@@ -24,8 +24,8 @@ from typing import Any
 import optuna
 
 from search.errors import BadInput
-from search.pareto import front_trials
 from search.service._runs import Conflict
+from search.service._status import front_of
 
 
 class ExportFailed(Exception):
@@ -34,7 +34,7 @@ class ExportFailed(Exception):
 
 def front_key(study: optuna.Study) -> str:
     """Names the front's members and the study's threat model: same key, same export."""
-    numbers = [t.number for t in front_trials(study)]
+    numbers = [t.number for t in front_of(study)]
     config = study.user_attrs.get("config", {})
     text = json.dumps([numbers, config.get("evaluation"), config.get("latency")],
                       sort_keys=True)
@@ -43,7 +43,7 @@ def front_key(study: optuna.Study) -> str:
 
 def ensure_export(folder: Path, study: optuna.Study, storage: str, timeout: float) -> Path:
     """The front's export folder under `folder`, built by `search pareto --export` once."""
-    if not front_trials(study):
+    if not front_of(study):
         raise Conflict(f"study {study.study_name!r} has no complete trial to export yet")
     exports = folder / "exports"
     target = exports / f"front-{front_key(study)}"
@@ -61,7 +61,7 @@ def ensure_export(folder: Path, study: optuna.Study, storage: str, timeout: floa
 def assessed_front(folder: Path, study: optuna.Study, storage: str,
                    timeout: float) -> list[dict[str, Any]]:
     """The front re-assessed on the test split, as `search pareto --json` prints it."""
-    if not front_trials(study):
+    if not front_of(study):
         return []
     folder.mkdir(parents=True, exist_ok=True)
     return json.loads(_cli(["pareto", "--study", study.study_name, "--storage", storage,

@@ -195,7 +195,7 @@ def export_member(request: Request, name: StudyName, number: TrialNumber) -> Fil
     """One front member's export (weights, ONNX, recipe, metrics) as a zip."""
     service = _service(request)
     study = _study(service, name)
-    if number not in {t.number for t in _exports.front_trials(study)}:
+    if number not in {t.number for t in _status.front_of(study)}:
         if number >= len(study.trials):
             raise NotFound(f"study {name!r} has no trial {number}")
         raise NotFound(f"trial {number} of study {name!r} is not on the front; only front "

@@ -18,12 +18,31 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.pareto import front_trials, trial_row
+from search.pareto import trial_row
 from search.service._runs import RunState
 
 COUNTED = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL,
            "running": TrialState.RUNNING, "waiting": TrialState.WAITING,
            "pruned": TrialState.PRUNED}
+
+
+def front_of(study: optuna.Study,
+             trials: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    """`study.best_trials` (feasible, non-dominated), by trial number, without its copy.
+
+    Optuna's `best_trials` deep-copies every trial first: 0.8 s of a 1,000-trial status
+    request. Its own front function on the uncopied trials gives the same members.
+    """
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    try:
+        from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+    except ImportError:  # a future Optuna moved it: the slower public way
+        return sorted(study.best_trials, key=lambda t: t.number)
+    if len(study.directions) == 1:
+        return sorted(study.best_trials, key=lambda t: t.number)
+    front = _get_pareto_front_trials_by_trials(trials, study.directions,
+                                               consider_constraint=True)
+    return sorted(front, key=lambda t: t.number)
 
 
 def load_study(storage: BaseStorage, name: str) -> optuna.Study | None:
@@ -42,7 +61,8 @@ def study_names(storage: BaseStorage) -> list[str]:
 def summary(study: optuna.Study | None, name: str, runs: RunState | None,
             alive: bool, log_tail: list[str]) -> dict[str, Any]:
     """Counts, best values, front size, timing and state of one study."""
-    config = study.user_attrs.get("config") if study else None
+    attrs = study.user_attrs if study else {}
+    config = attrs.get("config")
     trials = study.get_trials(deepcopy=False) if study else []
     counts = {key: sum(t.state == state for t in trials) for key, state in COUNTED.items()}
     budgeted = [t for t in trials if not t.user_attrs.get("surplus")]
@@ -58,13 +78,13 @@ def summary(study: optuna.Study | None, name: str, runs: RunState | None,
         "objectives": objectives,
         "directions": [d.name.lower() for d in study.directions] if study else None,
         "best": _best(study, trials, objectives),
-        "front_size": len(study.best_trials) if counts["complete"] else 0,
+        "front_size": len(front_of(study, trials)) if counts["complete"] else 0,
         "started_by_service": bool(runs and runs.runs),
         **_timing([t for t in budgeted if t.state != TrialState.PRUNED], budget, finished,
                   counts["running"] > 0 or alive),
     }
     if study is not None:
-        row["sanity_base"] = study.user_attrs.get("sanity.base", [])
+        row["sanity_base"] = attrs.get("sanity.base", [])
         row["threat_model"] = config.get("evaluation") if isinstance(config, dict) else None
     if runs is not None:
         row["stopped_at"] = _iso(runs.stopped_at)
@@ -134,9 +154,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The validation front, as the rows of `search pareto --json --validation-only`."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return []
-    return [_plain(trial_row(t)) for t in front_trials(study)]
+    return [_plain(trial_row(t)) for t in front_of(study)]
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
