@@ -116,6 +116,8 @@ def test_a_submitted_study_runs_to_its_end_and_shows_trials_front_and_checks(
     for member in front["members"]:
         assert member == by_number[member["trial"]]  # the same row as in the trials table
     assert study["front_size"] == len(front["members"])
+    stored = optuna.load_study(study_name=API_STUDY, storage=service.storage)
+    assert [m["trial"] for m in front["members"]] == sorted(t.number for t in stored.best_trials)
 
 
 def test_a_study_started_by_search_run_elsewhere_is_listed_with_its_trials(
