@@ -140,15 +140,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise BadInput(f"search serve needs the service extra: pip install "
                        f"'aer-search[service]' ({exc})") from None
+    if args.ray_address:
+        from search.service._runs import RayJobs
+
+        RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
     settings = ServiceSettings.build(
         _storage_url(args.storage), args.data_dir, host=args.host, port=args.port,
         token=args.token or os.environ.get("AER_SEARCH_TOKEN") or None,
         allow_plugins=args.allow_plugins, ray_address=args.ray_address,
         max_body_bytes=args.max_body)
-    if args.ray_address:
-        from search.service._runs import RayJobs
-
-        RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
     return serve(settings)
 
 

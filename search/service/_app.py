@@ -65,7 +65,9 @@ def create_app(settings: ServiceSettings) -> Guard:
     """The service's ASGI app: FastAPI wrapped in the token and body-size guard."""
     from search.service._routes import router
 
-    app = FastAPI(title="aer-search service", version="1",
+    # no /docs or /redoc: FastAPI's pages load their scripts from a CDN, and nothing the
+    # service serves may need the network; /openapi.json is the spec
+    app = FastAPI(title="aer-search service", version="1", docs_url=None, redoc_url=None,
                   description="Submit, watch, stop and resume aer-search studies; read "
                               "their trials and Pareto fronts; download exports. Study "
                               "state lives in the Optuna storage shared with the CLI.")

@@ -252,9 +252,12 @@ class RayJobs:
             self.client = JobSubmissionClient(address)
         except Exception as exc:  # ConnectionError, or a Ray without the dashboard
             first = " ".join(str(exc).split())[:200]
+            if "ray[default]" in first:  # the client itself needs the dashboard's packages
+                raise BadInput("--ray-address needs Ray's job submission client: pip install "
+                               "'aer-search[service-ray]'") from None
             raise BadInput(f"--ray-address: no Ray job API answers at {address!r} ({first}); "
-                           f"start the cluster with the dashboard (pip install "
-                           f"'ray[default]')") from None
+                           f"the cluster's head must run the dashboard (ray[default])"
+                           ) from None
 
     def submit(self, name: str, folder: Path, args: list[str]) -> str:
         job = folder / "job"

@@ -11,6 +11,7 @@ study is starting, running, stopped on request, or failed before storing anythin
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -64,7 +65,8 @@ def summary(study: optuna.Study | None, name: str, runs: RunState | None,
     attrs = study.user_attrs if study else {}
     config = attrs.get("config")
     trials = study.get_trials(deepcopy=False) if study else []
-    counts = {key: sum(t.state == state for t in trials) for key, state in COUNTED.items()}
+    states = Counter(t.state for t in trials)
+    counts = {key: states[state] for key, state in COUNTED.items()}
     budgeted = [t for t in trials if not t.user_attrs.get("surplus")]
     finished = counts["complete"] + counts["failed"]
     budget = config.get("trials") if isinstance(config, dict) else None
@@ -103,10 +105,10 @@ def _state(study: optuna.Study | None, budget: int | None, finished: int, runnin
         return "stopped" if runs and runs.stopped_at else "failed"
     if alive or running:
         return "running"
-    if runs and runs.stopped_at:  # even if the trial it interrupted was the budget's last
-        return "stopped"
-    if budget is not None and finished >= budget:
+    if budget is not None and finished >= budget:  # failed trials count, as for the CLI
         return "finished"
+    if runs and runs.stopped_at:
+        return "stopped"
     if runs and runs.runs and runs.runs[-1].exit_code not in (None, 0, 130):
         return "failed"
     return "incomplete"  # e.g. a `search run` elsewhere was interrupted
