@@ -56,6 +56,16 @@ def test_serve_refuses_a_taken_port(tmp_path) -> None:
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
+def test_serve_refuses_a_ray_address_without_a_job_api_and_writes_nothing(tmp_path) -> None:
+    done = subprocess.run([*SEARCH, "serve", "--ray-address", "http://127.0.0.1:1",
+                           "--storage", f"sqlite:///{tmp_path / 's.db'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--ray-address" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_request_needs_the_token_off_the_default_address(tmp_path: Path) -> None:
     service = Service(tmp_path, host="127.0.0.2", token="s3cret-token")
     service.start()
