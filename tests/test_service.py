@@ -271,6 +271,12 @@ def test_the_page_lists_studies_shows_a_front_and_downloads_a_member(
             row.wait_for(timeout=20_000)
             assert page.locator(f'#studies tr[data-study="{CLI_STUDY}"]').count() == 1
             assert "finished" in row.inner_text() and "3/3" in row.inner_text()
+            page.locator("#submit-box summary").click()  # a bad config: the CLI's message
+            page.fill("#config-text", "study: from-page\ntrails: 3\n")
+            page.click("#submit-button")
+            message = page.locator("#submit-message.error")
+            message.wait_for(timeout=20_000)
+            assert "unknown config field 'trails'" in message.inner_text()
             row.click()
             page.locator("#study-title").filter(has_text=API_STUDY).wait_for(timeout=20_000)
             members = page.locator("#plot-latency circle.member")

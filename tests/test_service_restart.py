@@ -33,7 +33,7 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
     first = Service(tmp_path).start()
     try:
         assert first.client.post("/api/studies",
-                                 json=fast_config(NAME, trials=12)).status_code == 201
+                                 json=fast_config(NAME, trials=40)).status_code == 201
         wait_until(lambda: first.client.get(f"/api/studies/{NAME}").status_code == 200
                    and first.study(NAME)["trials"]["complete"] >= 1, 240, "a first trial")
         before = complete_rows(first)
@@ -69,7 +69,7 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
         wait_until(lambda: second.study(NAME)["trials"]["finished"] > finished, 240,
                    "a trial after the resume")
         again = second.client.post(f"/api/studies/{NAME}/stop")  # this instance's child
-        assert again.status_code == 200 and again.json()["state"] == "stopped"
+        assert again.status_code == 200 and again.json()["state"] == "stopped", again.text
         processes = again.json()["processes"]
         assert len(processes) == 2 and all("exit_code" in p for p in processes)
         assert complete_rows(second)[:len(before)] == before
