@@ -141,7 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(f"search serve needs the service extra: pip install "
                        f"'aer-search[service]' ({exc})") from None
     if args.ray_address:
-        from search.service._runs import RayJobs
+        from search.service._ray_jobs import RayJobs
 
         RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
     settings = ServiceSettings.build(

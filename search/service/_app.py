@@ -20,18 +20,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from search.errors import BadInput
+from search.service._errors import Conflict, NotFound, Unavailable
 from search.service._exports import ExportFailed
 from search.service._guard import BodyTooLarge, Guard
-from search.service._runs import Conflict, Runner
+from search.service._runs import Runner
 from search.service._settings import ServiceSettings
 from search.storage import open_storage
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-class NotFound(Exception):
-    """An unknown study or trial (HTTP 404)."""
 
 
 class Service:
@@ -82,6 +79,7 @@ def create_app(settings: ServiceSettings) -> Guard:
     app.add_exception_handler(BadInput, _status(422))
     app.add_exception_handler(Conflict, _status(409))
     app.add_exception_handler(NotFound, _status(404))
+    app.add_exception_handler(Unavailable, _status(503))
     app.add_exception_handler(ExportFailed, _status(500))
     app.add_exception_handler(RequestValidationError, _invalid_request)
 

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 
 from search.errors import BadInput
-from search.service._runs import Conflict
+from search.service._errors import Conflict
 from search.service._status import front_of
 
 

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from search.service import _exports, _status
-from search.service._app import NotFound, Service
+from search.service._app import Service
+from search.service._errors import Conflict, NotFound
 from search.service._intake import JSON_TYPES, YAML_TYPES, parse_body, submitted_config
-from search.service._runs import Conflict
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
 StudyName = Annotated[str, Path(pattern=NAME_PATTERN, description="study name")]

@@ -27,15 +27,13 @@ import yaml
 
 from search.config import StudyConfig
 from search.errors import BadInput
+from search.service._errors import Conflict
+from search.service._ray_jobs import RayJobs
 
 CONFIG_FILE = "config.yaml"
 RUNS_FILE = "runs.json"
 LOG_FILE = "run.log"
 STOP_GRACE_SECONDS = 15.0  # after SIGINT (trials are marked failed), before SIGKILL
-
-
-class Conflict(Exception):
-    """The request does not fit the study's state (HTTP 409); one line, like BadInput."""
 
 
 @dataclass
@@ -70,7 +68,7 @@ class RunState:
 
     def write(self, folder: Path) -> None:
         """Atomically: a crash mid-write must not lose the pids of running studies."""
-        tmp = folder / f".{RUNS_FILE}.tmp"
+        tmp = folder / f".{RUNS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps({"runs": [r.to_dict() for r in self.runs],
                                    "stopped_at": self.stopped_at}, indent=1))
         tmp.replace(folder / RUNS_FILE)
@@ -85,7 +83,8 @@ class Runner:
         self.storage = storage
         self.jobs = RayJobs(ray_address) if ray_address else None
         self._children: dict[int, subprocess.Popen] = {}  # started by this instance
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, threading.Lock] = {}  # one start or stop at a time
+        self._file_locks: dict[str, threading.RLock] = {}  # runs.json read-modify-write
         self._guard = threading.Lock()
 
     def folder(self, name: str) -> Path:
@@ -98,6 +97,11 @@ class Runner:
     def lock(self, name: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
+
+    def file_lock(self, name: str) -> threading.RLock:
+        """Held only while runs.json is read and rewritten, never across a wait."""
+        with self._guard:
+            return self._file_locks.setdefault(name, threading.RLock())
 
     def launched(self) -> list[str]:
         """Studies this service was asked to run (their folders hold a config)."""
@@ -140,23 +144,25 @@ class Runner:
             for run in live:
                 if run.pid and self._alive(run):
                     _signal_group(run.pid, signal.SIGKILL)
-            state = RunState.read(folder)
-            state.stopped_at = time.time()
-            state.write(folder)
+            with self.file_lock(name):
+                state = RunState.read(folder)
+                state.stopped_at = time.time()
+                state.write(folder)
             self.refresh(name)
             return len(live)
 
     def _start(self, name: str, folder: Path, kind: str) -> None:
         args = ([kind, CONFIG_FILE] if kind == "run" else [kind, "--study", name])
         args += ["--storage", self.storage]
-        state = RunState.read(folder)
         if self.jobs:
             run = Run(kind, time.time(), ray_job=self.jobs.submit(name, folder, args))
         else:
             run = self._spawn(folder, kind, args)
-        state.runs.append(run)
-        state.stopped_at = None
-        state.write(folder)
+        with self.file_lock(name):
+            state = RunState.read(folder)
+            state.runs.append(run)
+            state.stopped_at = None
+            state.write(folder)
 
     def _spawn(self, folder: Path, kind: str, args: list[str]) -> Run:
         with open(folder / LOG_FILE, "ab") as log:
@@ -171,15 +177,16 @@ class Runner:
     def refresh(self, name: str) -> RunState:
         """The study's runs, with exit codes of the ones that ended written down."""
         folder = self.folder(name)
-        state = RunState.read(folder)
-        changed = False
-        for run in state.runs:
-            if run.exit_code is None and not self._alive(run):
-                run.exit_code = self._exit_code(run)
-                changed = True
-        if changed:
-            state.write(folder)
-        return state
+        with self.file_lock(name):
+            state = RunState.read(folder)
+            changed = False
+            for run in state.runs:
+                if run.exit_code is None and not self._alive(run):
+                    run.exit_code = self._exit_code(run)
+                    changed = True
+            if changed:
+                state.write(folder)
+            return state
 
     def alive_runs(self, name: str) -> list[Run]:
         return [run for run in self.refresh(name).runs if run.exit_code is None]
@@ -230,60 +237,3 @@ def _signal_group(pid: int | None, sig: int) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-class RayJobs:
-    """Studies as Ray jobs, submitted to a cluster's dashboard (its job submission API).
-
-    The job runs `python -m search.cli run CONFIG --backend ray --address auto` on the
-    cluster, so Ray Tune spreads its trials over the cluster's nodes; its working folder
-    (the config only) is uploaded with the job. The storage URL must be reachable from
-    the cluster (PostgreSQL for a real cluster; a SQLite file works for a cluster on
-    this machine).
-    """
-
-    def __init__(self, address: str) -> None:
-        try:
-            from ray.job_submission import JobSubmissionClient
-        except ImportError as exc:
-            raise BadInput(f"--ray-address needs Ray's job submission client: pip install "
-                           f"'aer-search[service-ray]' ({exc})") from None
-        try:
-            self.client = JobSubmissionClient(address)
-        except Exception as exc:  # ConnectionError, or a Ray without the dashboard
-            first = " ".join(str(exc).split())[:200]
-            if "ray[default]" in first:  # the client itself needs the dashboard's packages
-                raise BadInput("--ray-address needs Ray's job submission client: pip install "
-                               "'aer-search[service-ray]'") from None
-            raise BadInput(f"--ray-address: no Ray job API answers at {address!r} ({first}); "
-                           f"the cluster's head must run the dashboard (ray[default])"
-                           ) from None
-
-    def submit(self, name: str, folder: Path, args: list[str]) -> str:
-        job = folder / "job"
-        job.mkdir(exist_ok=True)
-        if (folder / CONFIG_FILE).is_file():
-            (job / CONFIG_FILE).write_text((folder / CONFIG_FILE).read_text())
-        if args[0] == "run":
-            args = [*args, "--backend", "ray", "--address", "auto"]
-        entrypoint = " ".join(["python", "-m", "search.cli", *map(_quote, args)])
-        return self.client.submit_job(entrypoint=entrypoint,
-                                      runtime_env={"working_dir": str(job)},
-                                      metadata={"aer_search_study": name})
-
-    def alive(self, job_id: str) -> bool:
-        return not self.client.get_job_status(job_id).is_terminal()
-
-    def stop(self, job_id: str) -> None:
-        self.client.stop_job(job_id)
-
-    def exit_code(self, job_id: str) -> int:
-        from ray.job_submission import JobStatus
-
-        return 0 if self.client.get_job_status(job_id) == JobStatus.SUCCEEDED else 1
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
