@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.errors import BadInput
-from search.storage import JOURNAL, SQLITE, check_storage_url, storage_file
+from search.storage import absolute_url, check_storage_url, storage_file
 
 TOKEN_ENV = "AER_SEARCH_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -37,7 +37,7 @@ class ServiceSettings:
     @classmethod
     def build(cls, storage: str, data_dir: str | Path | None = None, **options) -> ServiceSettings:
         """Checked settings: the storage URL made absolute, the data folder created."""
-        url = absolute_storage(storage)
+        url = absolute_url(storage)  # processes it starts run in folders of their own
         check_storage_url(url)
         folder = Path(data_dir) if data_dir else default_data_dir(url)
         if not folder.resolve().parent.is_dir():
@@ -67,15 +67,6 @@ def token_matches(expected: str | None, given: str | None) -> bool:
     if not expected:
         return True
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
-
-
-def absolute_storage(url: str) -> str:
-    """A file storage's URL with an absolute path, the same from any working directory."""
-    file = storage_file(url)
-    if file is None:
-        return url
-    prefix = JOURNAL if url.startswith(JOURNAL) else SQLITE
-    return f"{prefix}{file.resolve()}"
 
 
 def default_data_dir(url: str) -> Path:
