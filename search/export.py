@@ -22,7 +22,6 @@ import optuna
 import pandas as pd
 import torch
 import yaml
-from optuna.artifacts import download_artifact
 from torch import nn
 
 from search.config import StudyConfig
@@ -34,6 +33,7 @@ from search.latency import deployable
 from search.loading import WEIGHTS, load_model_with_info
 from search.pareto import assessed_row, frame_json, front_trials, trials_frame
 from search.plot import plot_front
+from search.storage import fetch_artifact
 
 
 def export_front(study: optuna.Study, config: StudyConfig, artifacts: Any, out_dir: Path,
@@ -73,8 +73,8 @@ def _export_member(trial: optuna.trial.FrozenTrial, report: dict[str, Any],
     folder = staging / f"trial-{trial.number}"
     folder.mkdir()
     weights = folder / WEIGHTS
-    download_artifact(artifact_store=artifacts, file_path=str(weights),
-                      artifact_id=trial.user_attrs["weights_artifact"])
+    fetch_artifact(artifacts, trial.user_attrs["weights_artifact"], weights,
+                   f"the weights of trial {trial.number}")
     model, info = load_model_with_info(weights)
     _write_onnx(model, info, folder / "model.onnx")
     metrics = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import download_artifact, upload_artifact
+from optuna.artifacts import upload_artifact
 from torch import nn
 
 from search import evaluation, sanity
@@ -31,6 +31,7 @@ from search.latency import calibration_batches, measure_latency
 from search.loading import load_model_with_info
 from search.models import build_model
 from search.pareto import front_trials
+from search.storage import fetch_artifact
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def load_base(study: optuna.Study, config: StudyConfig, splits: Splits, artifact
               device: torch.device) -> nn.Module:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "base.pt"
-        download_artifact(artifact_store=artifacts, file_path=str(path),
-                          artifact_id=study.user_attrs[BASE_ATTR])
+        fetch_artifact(artifacts, study.user_attrs[BASE_ATTR], path, "the base model")
         model = build_model(config.model.name, splits.info)
         return load_checkpoint(model, str(path)).to(device).eval()
 
@@ -90,8 +90,8 @@ def trial_model(trial: optuna.trial.FrozenTrial, artifacts: Any) -> tuple[nn.Mod
     """The compressed model a trial stored, and its input facts."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
-        download_artifact(artifact_store=artifacts, file_path=str(path),
-                          artifact_id=trial.user_attrs["weights_artifact"])
+        fetch_artifact(artifacts, trial.user_attrs["weights_artifact"], path,
+                       f"the weights of trial {trial.number}")
         return load_model_with_info(path)
 
 

@@ -111,3 +111,19 @@ def artifact_store(url: str, explicit: str | None = None) -> FileSystemArtifactS
     path = artifact_dir(url, explicit)
     path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(path))
+
+
+def fetch_artifact(artifacts: FileSystemArtifactStore, artifact_id: str, path: Path,
+                   what: str) -> None:
+    """Copy a stored artifact to `path`, or raise BadInput saying which one is missing."""
+    from optuna.artifacts import download_artifact
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    try:
+        download_artifact(artifact_store=artifacts, file_path=str(path),
+                          artifact_id=artifact_id)
+    except ArtifactNotFound:
+        where = getattr(artifacts, "_base_path", "the artifact store")
+        raise BadInput(f"artifacts: {what} is missing from {str(where)!r}; set `artifacts:` in "
+                       "the config (or run from the folder) the study was run with") from None
+

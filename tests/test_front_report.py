@@ -153,3 +153,18 @@ def test_export_reproduces_the_test_scores(report, tmp_path: Path) -> None:
         scores = front_report.score_on_test(model, config, splits, device)
         for key in ("robust_accuracy_final", "robust_accuracy", "clean_accuracy"):
             assert abs(scores[key] - metrics["test"][key]) <= 0.01, (number, key)
+
+
+def test_missing_artifacts_are_bad_input_not_a_traceback(report, tmp_path: Path) -> None:
+    """Guards: a study read where its artifact folder is not gets one line, exit 2."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copy(report["root"] / "study.db", tmp_path / "study.db")  # no artifacts beside it
+    rc, out, err = run_cli(["pareto", "--storage", f"sqlite:///{tmp_path / 'study.db'}",
+                            "--export", str(moved)])
+    assert rc == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("search: error: artifacts:")
+    assert "is missing from" in lines[0]
+    assert not moved.exists()
