@@ -64,28 +64,12 @@ def load_study_result(study: str | None = None, storage: str | None = None) -> S
 
     `study` may be left out when the storage holds exactly one study.
     """
-    from search.storage import artifact_store, check_storage_url, open_storage, storage_file
+    from search.storage import artifact_store
+    from search.stored_study import open_stored_study
 
     url = _storage_url(storage)
-    check_storage_url(url)
-    file = storage_file(url)
-    if file is not None and not file.is_file():
-        raise BadInput(f"load_study_result: storage: no such file {str(file)!r}")
-    opened = open_storage(url)
-    names = optuna.get_all_study_names(opened)
-    if study is None:
-        if len(names) != 1:
-            raise BadInput(f"load_study_result: study must be named; this storage holds "
-                           f"{', '.join(names) or 'no study'}")
-        study = names[0]
-    if study not in names:
-        raise BadInput(f"load_study_result: no study {study!r} in {url}; existing: "
-                       f"{', '.join(names) or 'none'}")
-    loaded = optuna.load_study(study_name=study, storage=opened)
-    if "config" not in loaded.user_attrs:
-        raise BadInput(f"load_study_result: study {study!r} was not made by aer-search "
-                       f"(it stores no config)")
-    config = config_from_dict(loaded.user_attrs["config"])
+    loaded, config = open_stored_study(url, study, storage_field="load_study_result: storage",
+                                       study_field="load_study_result: study")
     return StudyResult(loaded, config, artifact_store(url, config.artifacts))
 
 

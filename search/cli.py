@@ -271,35 +271,11 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 def _load_existing(args: argparse.Namespace):
     """An existing study, its stored config and the storage URL; writes nothing."""
-    import optuna
-
-    from search.config import config_from_dict
-    from search.storage import check_storage_url, open_storage, storage_file
+    from search.stored_study import open_stored_study
 
     url = _storage_url(args.storage)
-    check_storage_url(url)
-    file = storage_file(url)
-    if file is not None and not file.is_file():
-        raise BadInput(f"--storage: no such file {str(file)!r} (run `search run` first)")
-    storage = open_storage(url)
-    names = optuna.get_all_study_names(storage)
-    name = args.study or _only_study(names)
-    if name not in names:
-        raise BadInput(f"--study: no study {name!r} in this storage; "
-                       f"existing: {', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=name, storage=storage)
-    if "config" not in study.user_attrs:
-        raise BadInput(f"--study: study {name!r} was not made by `search run` (it stores no "
-                       f"aer-search config)")
-    return study, config_from_dict(study.user_attrs["config"]), url
-
-
-def _only_study(names: list[str]) -> str:
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise BadInput("--study: the storage holds no study (run `search run` first)")
-    raise BadInput(f"--study: the storage holds several studies, name one of: {', '.join(names)}")
+    study, config = open_stored_study(url, args.study)
+    return study, config, url
 
 
 def _print_front(frame: Any, as_json: bool, extra: list[str] | None = None) -> None:

@@ -23,7 +23,10 @@ robust accuracy among front members at most 1/4 and 1/8 of the base size. Writes
 DIR/results.csv (one row per method and seed), DIR/results.md (the summary table) and
 DIR/hv_vs_cpu.png (validation-front hypervolume against cumulative CPU-seconds). The
 studies stay in the work dir (`--jobs-dir`, default DIR/work-*); running again with the
-same `--jobs-dir` resumes them instead of starting over.
+same `--jobs-dir` resumes them instead of starting over, and a study whose test
+re-assessment was saved (logs/STUDY.pareto.json) is kept as it is. So seeds can run as
+separate processes side by side (`--seeds 0` and `--seeds 1`, one CPU thread each via
+OMP_NUM_THREADS=1) and a last call with all seeds and the same `--jobs-dir` only scores.
 """
 
 from __future__ import annotations
@@ -135,12 +138,19 @@ def run_method(method: str, seed: int, args: argparse.Namespace, work: Path,
         command += ["--baseline", baseline]
     if args.trials is not None and method in ("ours", "random"):
         command += ["--trials", str(args.trials)]
+    saved = work / "logs" / f"{study}.pareto.json"
+    wall = work / "logs" / f"{study}.wall_seconds"
+    if saved.is_file() and wall.is_file():  # done by an earlier call with this jobs dir
+        say(f"[{study}] already run and re-assessed ({saved}); kept")
+        return Run(method, seed, study, storage, wall_seconds=float(wall.read_text()))
     start = time.perf_counter()
     run_cli(command, f"{study} run", work / "logs", env, work)
     pareto = run_cli(["pareto", "--study", study, "--storage", storage, "--json"],
                      f"{study} pareto", work / "logs", env, work)
-    (work / "logs" / f"{study}.pareto.json").write_text(pareto)
-    return Run(method, seed, study, storage, wall_seconds=time.perf_counter() - start)
+    saved.write_text(pareto)
+    seconds = time.perf_counter() - start
+    wall.write_text(f"{seconds:.1f}\n")  # written last: both steps finished
+    return Run(method, seed, study, storage, wall_seconds=seconds)
 
 
 def load(run: Run) -> optuna.Study:
