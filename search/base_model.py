@@ -93,10 +93,14 @@ def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device)
     train_base(model, loader, config.model.base_epochs, config.model.base_lr, device)
     cost = {"cpu_seconds": time.process_time() - cpu_start}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # Own temporary names: two processes training the same recipe must not write into
+    # one file; each rename is atomic and the cost record lands before the weights.
+    meta = path.with_suffix(f".json.tmp-{os.getpid()}")
+    meta.write_text(json.dumps({**recipe, **cost}, indent=2))
+    meta.replace(path.with_suffix(".json"))
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps({**recipe, **cost}, indent=2))
     return model.eval()
 
 

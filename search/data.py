@@ -20,6 +20,7 @@ resumed study and every worker see the same images. The engine makes the loaders
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +270,9 @@ def _unpack_idx(source: Path, root: Path, cls_name: str) -> Path:
         target = raw / name
         if target.is_file():
             continue
-        partial = raw / f".{name}.partial"
+        # Several processes (workers, benchmark seeds) may unpack the same root at once:
+        # each writes its own partial file and the atomic rename makes the last one win.
+        partial = raw / f".{name}.partial-{os.getpid()}"
         if (source / name).is_file():
             shutil.copyfile(source / name, partial)
         else:

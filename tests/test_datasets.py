@@ -117,3 +117,39 @@ def test_fashion_mnist_is_found_in_the_debian_package() -> None:
     config = config_from_dict({"data": {"name": "fashion-mnist", "val_fraction": 0.1}})
     splits = load_splits(config.data, seed=0)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (54000, 6000, 10000)
+
+
+def test_processes_unpacking_one_root_at_once_all_succeed(tmp_path: Path) -> None:
+    """Guards: workers (or benchmark seeds) started together on one cache do not collide.
+
+    They once shared one partial-file name, so one process's rename took the file from
+    under another (FileNotFoundError). Four processes unpack large gzipped files at once.
+    """
+    import subprocess
+    import sys
+
+    import time
+
+    make_idx_set(tmp_path / "idx", gz=True, n_train=20000, n_test=10)
+    go = tmp_path / "go"
+    script = ("import sys, time; from pathlib import Path; from search.data import _unpack_idx; "
+              "Path(sys.argv[3]).touch(); "
+              "[time.sleep(0.005) for _ in iter(lambda: Path(sys.argv[4]).exists(), True)]; "
+              "_unpack_idx(Path(sys.argv[1]), Path(sys.argv[2]), 'FashionMNIST')")
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "idx"),
+                                 str(tmp_path / "root"), str(tmp_path / f"ready-{i}"), str(go)],
+                                stderr=subprocess.PIPE, text=True)
+               for i in range(4)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{i}").exists() for i in range(4)):
+        assert time.monotonic() < deadline, "the unpacking processes did not start"
+        time.sleep(0.01)
+    go.touch()  # all imported: they start unpacking together
+    errors = [worker.communicate()[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, errors
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+    with gzip.open(tmp_path / "idx" / "train-images-idx3-ubyte.gz", "rb") as handle:
+        assert (raw / "train-images-idx3-ubyte").read_bytes() == handle.read()
