@@ -71,3 +71,21 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write SOURCE as module NAME on sys.path (a user's own file), forgotten afterwards."""
+    import sys
+
+    written: list[str] = []
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)

@@ -127,7 +127,6 @@ def test_processes_unpacking_one_root_at_once_all_succeed(tmp_path: Path) -> Non
     """
     import subprocess
     import sys
-
     import time
 
     make_idx_set(tmp_path / "idx", gz=True, n_train=20000, n_test=10)

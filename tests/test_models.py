@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -33,11 +30,8 @@ def not_a_model(info):
 
 
 @pytest.fixture
-def user_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "user_models.py").write_text(FACTORY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "user_models"
-    sys.modules.pop("user_models", None)
+def user_models(importable_module) -> str:
+    return importable_module("user_models", FACTORY)
 
 
 def test_import_path_factory_is_pruned_quantized_and_scored(user_models, tiny_config) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,11 +73,8 @@ def returns_params_only(config, prunable, quantizable):
 
 
 @pytest.fixture
-def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "user_factories.py").write_text(USER_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "user_factories"
-    sys.modules.pop("user_factories", None)
+def user_module(importable_module) -> str:
+    return importable_module("user_factories", USER_MODULE)
 
 
 def test_data_factory_by_import_path_feeds_a_trial(user_module, tiny_config) -> None:
