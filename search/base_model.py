@@ -74,7 +74,12 @@ def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
 
 
 def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device) -> nn.Module:
-    """The base model in eval mode: from the checkpoint, the cache, or trained now."""
+    """The base model in eval mode: from the checkpoint, the cache, or trained now.
+
+    The seed is set before the model is built: its random init, like the batch order,
+    must follow `config.seed`, not whatever the process drew before.
+    """
+    torch.manual_seed(config.seed)
     model = build_model(config.model.name, splits.info)
     if config.model.checkpoint:
         return load_checkpoint(model, config.model.checkpoint).to(device).eval()
@@ -85,7 +90,6 @@ def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device)
         return load_checkpoint(model, str(path)).to(device).eval()
     log.info("base model: training %s for %d epochs (cached afterwards at %s)",
              config.model.name, config.model.base_epochs, path)
-    torch.manual_seed(config.seed)
     model.to(device)
     loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed,
                          samples_per_epoch=config.model.base_samples_per_epoch)
