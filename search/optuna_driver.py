@@ -28,6 +28,7 @@ from search.errors import BadInput
 from search.evaluation import describe
 from search.front_report import base_sanity, store_base
 from search.packing import save_packed
+from search.processes import alive
 from search.pruning import layer_widths
 from search.trial import StudySetup, TrialOutcome, run_trial
 from spaces import Param
@@ -169,7 +170,7 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", {})
-        if worker.get("host") != host or _alive(worker.get("pid", -1)):
+        if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue
         storage = study._storage
         try:
@@ -180,16 +181,6 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
             continue  # it finished (or another worker failed it) a moment ago
         log.warning("trial %d: its worker (pid %s) died; marked failed", trial.number,
                     worker["pid"])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 class Progress:

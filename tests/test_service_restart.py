@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 from service_harness import Service, fast_config, pretrain_base, wait_until
 
-from search.service._runs import _start_ticks
+from search.processes import start_ticks
 
 pytestmark = pytest.mark.slow
 NAME = "survivor"
@@ -41,7 +41,7 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
         first.kill()
     finally:
         first.close()
-    assert _start_ticks(pid) is not None, "the study's process died with the service"
+    assert start_ticks(pid) is not None, "the study's process died with the service"
 
     second = Service(tmp_path).start()  # same storage and data folder, another port
     try:
@@ -56,7 +56,7 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
         assert stopped.status_code == 200, stopped.text
         assert stopped.json()["state"] == "stopped"
         assert stopped.json()["trials"]["running"] == 0
-        assert _start_ticks(pid) is None  # the process is gone
+        assert start_ticks(pid) is None  # the process is gone
         trials = optuna.load_study(study_name=NAME, storage=second.storage).trials
         assert not [t for t in trials if t.state == TrialState.RUNNING]
         assert second.client.post(f"/api/studies/{NAME}/stop").status_code == 409

@@ -27,6 +27,7 @@ import yaml
 
 from search.config import StudyConfig
 from search.errors import BadInput
+from search.processes import start_ticks
 from search.service._errors import Conflict
 from search.service._ray_jobs import RayJobs
 
@@ -34,6 +35,7 @@ CONFIG_FILE = "config.yaml"
 RUNS_FILE = "runs.json"
 LOG_FILE = "run.log"
 STOP_GRACE_SECONDS = 15.0  # after SIGINT (trials are marked failed), before SIGKILL
+KILL_WAIT_SECONDS = 5.0  # after SIGKILL, for the kernel to end the process
 
 
 @dataclass
@@ -138,18 +140,24 @@ class Runner:
                     self.jobs.stop(run.ray_job)
                 else:
                     _signal_group(run.pid, signal.SIGINT)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while time.monotonic() < deadline and any(self._alive(r) for r in live):
-                time.sleep(0.2)
+            self._wait_ended(live, STOP_GRACE_SECONDS)
             for run in live:
                 if run.pid and self._alive(run):
                     _signal_group(run.pid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: without this wait the state written
+            # next could still see a killed process alive and report the study running.
+            self._wait_ended(live, KILL_WAIT_SECONDS)
             with self.file_lock(name):
                 state = RunState.read(folder)
                 state.stopped_at = time.time()
                 state.write(folder)
             self.refresh(name)
             return len(live)
+
+    def _wait_ended(self, runs: list[Run], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(self._alive(r) for r in runs):
+            time.sleep(0.2)
 
     def _start(self, name: str, folder: Path, kind: str) -> None:
         args = ([kind, CONFIG_FILE] if kind == "run" else [kind, "--study", name])
@@ -172,7 +180,7 @@ class Runner:
                                        stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         self._children[process.pid] = process
-        return Run(kind, time.time(), pid=process.pid, start_ticks=_start_ticks(process.pid))
+        return Run(kind, time.time(), pid=process.pid, start_ticks=start_ticks(process.pid))
 
     def refresh(self, name: str) -> RunState:
         """The study's runs, with exit codes of the ones that ended written down."""
@@ -197,7 +205,7 @@ class Runner:
         child = self._children.get(run.pid)
         if child is not None:
             return child.poll() is None  # also reaps it, so it leaves no zombie
-        return _start_ticks(run.pid) == run.start_ticks and run.start_ticks is not None
+        return start_ticks(run.pid) == run.start_ticks and run.start_ticks is not None
 
     def _exit_code(self, run: Run) -> int:
         child = self._children.get(run.pid) if run.pid else None
@@ -215,20 +223,6 @@ class Runner:
             file.seek(max(0, path.stat().st_size - 8192))
             text = file.read().decode("utf-8", "replace")
         return [line for line in text.splitlines() if line.strip()][-lines:]
-
-
-def _start_ticks(pid: int | None) -> int | None:
-    """The kernel's start time of a live, non-zombie process (Linux /proc), else None."""
-    if not pid:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])  # field 22 of stat; fields here start at field 3
 
 
 def _signal_group(pid: int | None, sig: int) -> None:
