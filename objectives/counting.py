@@ -13,11 +13,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from search.latency import deployable
+from search.compress import deployable
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...],
-                device: torch.device | str = "cpu") -> int:
+def count_flops(
+    model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu"
+) -> int:
     """Floating-point operations of one forward pass on one input, as torch counts them.
 
     torch.utils.flop_counter counts matrix products and convolutions, a

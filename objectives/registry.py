@@ -2,7 +2,8 @@
 
 An objective is a plain function of a `TrialContext` returning a float. It gets in three
 ways, all through `@objective(name, direction=...)`:
-- built-ins, in this package (objectives/builtin.py), registered on first use;
+- built-ins, in this package (objectives/builtin.py), registered when the package is
+  imported (objectives/__init__.py imports them after the registry);
 - an import path named in the config (`mypkg.energy:energy_mj`);
 - the entry-point group `aer_search.objectives` of an installed distribution: an entry
   point loads to a decorated function, or to a module whose decorated functions all
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from search.context import TrialContext
-from search.errors import BadInput, close_matches
+from search.core import BadInput, close_matches, import_object
 
 DIRECTIONS = ("maximize", "minimize")
 ENTRY_POINT_GROUP = "aer_search.objectives"
@@ -67,8 +68,10 @@ class BrokenPlugin:
     error: str
 
     def describe(self) -> str:
-        return (f"plug-in {self.entry_point!r} of distribution {self.distribution!r} "
-                f"failed to import ({self.error})")
+        return (
+            f"plug-in {self.entry_point!r} of distribution {self.distribution!r} "
+            f"failed to import ({self.error})"
+        )
 
 
 _REGISTRY: dict[str, Objective] = {}
@@ -76,8 +79,9 @@ _BROKEN: dict[str, BrokenPlugin] = {}
 _SEEN_ENTRY_POINTS: set[tuple[str, str, str]] = set()
 
 
-def objective(name: str, *, direction: str,
-              deterministic: bool = True) -> Callable[[ObjectiveFn], Objective]:
+def objective(
+    name: str, *, direction: str, deterministic: bool = True
+) -> Callable[[ObjectiveFn], Objective]:
     """Register `fn` as objective `name`, optimised in `direction`.
 
     A plug-in may not take a built-in's name: the study's stored metrics would mean
@@ -89,11 +93,12 @@ def objective(name: str, *, direction: str,
     def register(fn: ObjectiveFn) -> Objective:
         builtin = fn.__module__.startswith("objectives.")
         if not builtin:
-            _load_builtins()
             taken = _REGISTRY.get(name)
             if taken is not None and taken.origin == "built-in":
-                raise ValueError(f"objective name {name!r} is taken by a built-in objective; "
-                                 f"choose another name for {fn.__module__}:{fn.__name__}")
+                raise ValueError(
+                    f"objective name {name!r} is taken by a built-in objective; "
+                    f"choose another name for {fn.__module__}:{fn.__name__}"
+                )
         source = "built-in" if builtin else f"{fn.__module__}:{fn.__name__}"
         entry = _REGISTRY[name] = Objective(name, direction, fn, source, deterministic)
         return entry
@@ -103,7 +108,6 @@ def objective(name: str, *, direction: str,
 
 def get_objective(name: str) -> Objective:
     """Look up an objective by name (built-in or plug-in) or import one by `pkg.mod:attr`."""
-    _load_builtins()
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
@@ -112,8 +116,10 @@ def get_objective(name: str) -> Objective:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in _BROKEN:
-        raise BadInput(f"config field 'objectives': objective {name!r} is unavailable: "
-                       f"{_BROKEN[name].describe()}")
+        raise BadInput(
+            f"config field 'objectives': objective {name!r} is unavailable: "
+            f"{_BROKEN[name].describe()}"
+        )
     broken = "".join(f"; {plugin.describe()}" for plugin in _BROKEN.values())
     raise BadInput(
         f"config field 'objectives': unknown objective {name!r}; allowed: "
@@ -124,7 +130,6 @@ def get_objective(name: str) -> Objective:
 
 def available() -> list[Objective]:
     """Every objective found so far: built-ins, plug-ins and imported ones, by name."""
-    _load_builtins()
     _load_plugins()
     unique = {id(found): found for found in _REGISTRY.values()}
     return sorted(unique.values(), key=lambda o: (o.name, o.source))
@@ -137,8 +142,6 @@ def broken_plugins() -> list[BrokenPlugin]:
 
 
 def _from_import_path(path: str) -> Objective:
-    from search.models import import_object
-
     found = import_object(path, field="objectives")
     if not isinstance(found, Objective):
         raise BadInput(
@@ -147,10 +150,6 @@ def _from_import_path(path: str) -> Objective:
         )
     _REGISTRY[path] = found
     return found
-
-
-def _load_builtins() -> None:
-    import objectives.builtin  # noqa: F401  (registers on import)
 
 
 def _load_plugins() -> None:
@@ -169,11 +168,15 @@ def _load_plugins() -> None:
         found = _objectives_in(loaded)
         if not found:
             _BROKEN[entry.name] = BrokenPlugin(
-                entry.name, dist, f"{entry.value!r} is a {type(loaded).__name__}, not an "
-                f"@objective function or a module defining them")
+                entry.name,
+                dist,
+                f"{entry.value!r} is a {type(loaded).__name__}, not an "
+                f"@objective function or a module defining them",
+            )
         for plugin in found:
             _REGISTRY[plugin.name] = dataclasses.replace(
-                plugin, source=f"entry point {dist}", distribution=dist)
+                plugin, source=f"entry point {dist}", distribution=dist
+            )
 
 
 def _objectives_in(loaded: object) -> list[Objective]:
@@ -182,9 +185,12 @@ def _objectives_in(loaded: object) -> list[Objective]:
         return [loaded]
     if isinstance(loaded, ModuleType):
         prefix = loaded.__name__
-        return [value for value in vars(loaded).values() if isinstance(value, Objective)
-                and (value.fn.__module__ == prefix
-                     or value.fn.__module__.startswith(prefix + "."))]
+        return [
+            value
+            for value in vars(loaded).values()
+            if isinstance(value, Objective)
+            and (value.fn.__module__ == prefix or value.fn.__module__.startswith(prefix + "."))
+        ]
     return []
 
 

@@ -52,66 +52,87 @@ class ObjectiveContractError(AssertionError):
 
 def tiny_context(seed: int = 0) -> TrialContext:
     """A fresh trial context: a small compressed model (its own copy each call) and data."""
-    from search.data import make_loader
-    from search.trial import compress
+    from search.study import compress
+    from search.zoo import make_loader
     from spaces import Plan
 
     config, splits, base, prunable, quantizable = _tiny_parts(seed)
-    plan = Plan(sparsity={name: 0.25 for name in prunable},
-                bits={name: 8 for name in quantizable})
+    plan = Plan(sparsity={name: 0.25 for name in prunable}, bits={name: 8 for name in quantizable})
     device = torch.device("cpu")
     model = compress(base, plan, splits.info.input_shape, device).eval()
     return TrialContext(
-        model=model, params={"sparsity": 0.25, "bits": 8, "epsilon": 0.0, "epochs": 0},
-        config=config, device=device, val_loader=make_loader(splits.val, 32),
-        input_shape=splits.info.input_shape, seed=seed,
-        train_loader=make_loader(splits.train, 32, shuffle=True, seed=seed))
+        model=model,
+        params={"sparsity": 0.25, "bits": 8, "epsilon": 0.0, "epochs": 0},
+        config=config,
+        device=device,
+        val_loader=make_loader(splits.val, 32),
+        input_shape=splits.info.input_shape,
+        seed=seed,
+        train_loader=make_loader(splits.train, 32, shuffle=True, seed=seed),
+    )
 
 
 @functools.lru_cache(maxsize=4)
 def _tiny_parts(seed: int) -> tuple[Any, ...]:
     """Config, data and an untrained base model, built once per seed."""
-    from search.config import config_from_dict
-    from search.data import load_splits
-    from search.models import build_model
-    from search.pruning import prunable_layers, weighted_layers
+    from search.compress import prunable_layers, weighted_layers
+    from search.study import config_from_dict
+    from search.zoo import build_model, load_splits
 
-    config = config_from_dict({
-        "study": "objective-contract", "seed": seed, "device": "cpu",
-        "data": {"val_samples": 64},
-        "evaluation": {"steps": 2, "step_size": 0.05},
-        "latency": {"warmup": 1, "repeats": 3, "calibration_samples": 64},
-    })
+    config = config_from_dict(
+        {
+            "study": "objective-contract",
+            "seed": seed,
+            "device": "cpu",
+            "data": {"val_samples": 64},
+            "evaluation": {"steps": 2, "step_size": 0.05},
+            "latency": {"warmup": 1, "repeats": 3, "calibration_samples": 64},
+        }
+    )
     splits = load_splits(config.data, seed)
     torch.manual_seed(seed)
     base = build_model(config.model.name, splits.info).eval()
     return (config, splits, base, list(prunable_layers(base)), list(weighted_layers(base)))
 
 
-def check_objective(objective: Objective | Callable[[TrialContext], Any] | str, *,
-                    make_context: ContextFactory = tiny_context, seed: int = 0,
-                    deterministic: bool | None = None) -> float:
+def check_objective(
+    objective: Objective | Callable[[TrialContext], Any] | str,
+    *,
+    make_context: ContextFactory = tiny_context,
+    seed: int = 0,
+    deterministic: bool | None = None,
+) -> float:
     """Run the contract on `objective` (an Objective, a plain function, a name or an
     import path); return its value, or raise ObjectiveContractError listing the breaches.
     """
     value, problems = _contract(_resolve(objective), make_context, seed, deterministic, RULES)
     broken = [f"{rule}: {text}" for rule, texts in problems.items() for text in texts]
     if broken:
-        raise ObjectiveContractError(f"{_label(objective)} breaks the objective contract: "
-                                     + "; ".join(broken))
+        raise ObjectiveContractError(
+            f"{_label(objective)} breaks the objective contract: " + "; ".join(broken)
+        )
     return float(value)
 
 
-def contract_problems(objective: Objective | Callable[[TrialContext], Any] | str, *,
-                      make_context: ContextFactory = tiny_context, seed: int = 0,
-                      deterministic: bool | None = None,
-                      rules: tuple[str, ...] = RULES) -> dict[str, list[str]]:
+def contract_problems(
+    objective: Objective | Callable[[TrialContext], Any] | str,
+    *,
+    make_context: ContextFactory = tiny_context,
+    seed: int = 0,
+    deterministic: bool | None = None,
+    rules: tuple[str, ...] = RULES,
+) -> dict[str, list[str]]:
     """What each of `rules` found wrong (an empty list where the rule holds)."""
     return _contract(_resolve(objective), make_context, seed, deterministic, rules)[1]
 
 
-def _contract(fn: Callable, make_context: ContextFactory, seed: int,
-              deterministic: bool | None, rules: tuple[str, ...]) -> tuple[Any, dict]:
+def _contract(
+    fn: Callable,
+    make_context: ContextFactory,
+    seed: int,
+    deterministic: bool | None,
+    rules: tuple[str, ...],
+) -> tuple[Any, dict]:
     """Call `fn` on fresh contexts: eval mode, eval mode again (when it must be
     deterministic), train mode; return the first value and the problems per rule."""
     unknown = set(rules) - set(RULES)
@@ -131,7 +152,8 @@ def _contract(fn: Callable, make_context: ContextFactory, seed: int,
             if not _same(first, second):
                 found["deterministic"].append(
                     f"returned {first!r}, then {second!r} for the same model and seed "
-                    f"{seed} (register it with deterministic=False if it is a measurement)")
+                    f"{seed} (register it with deterministic=False if it is a measurement)"
+                )
         if "mode" in rules or "unchanged" in rules:
             context = make_context(seed)
             context.model.train()
@@ -168,8 +190,13 @@ class ObjectiveContract:
             objective = objective.__func__
         if objective is None:
             raise ObjectiveContractError(f"{type(self).__name__}.objective is not set")
-        found = contract_problems(objective, make_context=self.make_context, seed=self.seed,
-                                  deterministic=self.deterministic, rules=(rule,))[rule]
+        found = contract_problems(
+            objective,
+            make_context=self.make_context,
+            seed=self.seed,
+            deterministic=self.deterministic,
+            rules=(rule,),
+        )[rule]
         if found:
             raise ObjectiveContractError(f"{_label(objective)}: " + "; ".join(found))
 
@@ -207,21 +234,30 @@ def _run(fn: Callable, context: TrialContext, seed: int) -> tuple[Any, dict[str,
     np.random.seed(seed)
     value = fn(context)
     after = model.state_dict()
-    changed = [key for key, value_before in state.items()
-               if key not in after or not torch.equal(after[key], value_before)]
+    changed = [
+        key
+        for key, value_before in state.items()
+        if key not in after or not torch.equal(after[key], value_before)
+    ]
     changed += [key for key in after if key not in state]
-    flipped = [name or "(top)" for name, module in model.named_modules()
-               if modes.get(name, module.training) != module.training]
+    flipped = [
+        name or "(top)"
+        for name, module in model.named_modules()
+        if modes.get(name, module.training) != module.training
+    ]
     changes: dict[str, list[str]] = {"unchanged": [], "mode": []}
     if changed:
-        changes["unchanged"].append(f"changed the model's weights or buffers: "
-                                    f"{', '.join(changed[:5])}"
-                                    + (f" and {len(changed) - 5} more" if len(changed) > 5
-                                       else ""))
+        changes["unchanged"].append(
+            f"changed the model's weights or buffers: "
+            f"{', '.join(changed[:5])}"
+            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        )
     if flipped:
-        changes["mode"].append(f"left modules in another train/eval mode: "
-                               f"{', '.join(flipped[:5])}"
-                               + (f" and {len(flipped) - 5} more" if len(flipped) > 5 else ""))
+        changes["mode"].append(
+            f"left modules in another train/eval mode: "
+            f"{', '.join(flipped[:5])}"
+            + (f" and {len(flipped) - 5} more" if len(flipped) > 5 else "")
+        )
     return value, changes
 
 

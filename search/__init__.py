@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from search import _legacy
+
+_legacy.install()  # old module paths (search.packing, ...) still import
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_model", "load_study_result", "run_search"]
 
-_LAZY = {"load_model": "search.loading", "run_search": "search.api",
-         "load_study_result": "search.api"}
+_LAZY = {
+    "load_model": "search.compress._loading",
+    "run_search": "search.api",
+    "load_study_result": "search.api",
+}
 
 
 def __getattr__(name: str) -> Any:

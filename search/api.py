@@ -17,7 +17,6 @@ the export layout after re-assessing the front on the test split, like `search p
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,13 +27,14 @@ import optuna
 import pandas as pd
 from torch import nn
 
-from search.cli import STORAGE_ENV
-from search.config import StudyConfig, config_from_dict, load_config
-from search.errors import BadInput
+from search.config import StudyConfig
+from search.core import BadInput
+from search.study import METRICS, config_from_dict, load_config, storage_url
 
 
-def run_search(config: StudyConfig | dict[str, Any] | str | Path,
-               storage: str | None = None) -> StudyResult:
+def run_search(
+    config: StudyConfig | dict[str, Any] | str | Path, storage: str | None = None
+) -> StudyResult:
     """Run (or resume) a study with the local Optuna backend; return its front.
 
     `config` is a StudyConfig, a plain mapping (as the YAML file would hold) or the path
@@ -42,21 +42,15 @@ def run_search(config: StudyConfig | dict[str, Any] | str | Path,
     config's, then $AER_SEARCH_STORAGE, then `sqlite:///aer-search.db` in the working
     directory. Bad input raises `search.errors.BadInput` before anything is written.
     """
-    from search.optuna_driver import open_study, run_study
-    from search.storage import artifact_store, check_storage_url, open_storage
-    from search.trial import StudySetup
-    from search.warm_start import anchor_points
+    from search.backends import launch
+    from search.study import artifact_store
 
     config = _as_config(config)
-    url = _storage_url(storage, config.storage)
-    check_storage_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        setup = StudySetup.build(config)
-        study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
-        artifacts = artifact_store(url, config.artifacts)
-        run_study(config, setup, study, artifacts)
-    return StudyResult(study, config, artifacts)
+        study = launch(config, storage=storage)
+    url = storage_url(storage, config.storage)
+    return StudyResult(study, config, artifact_store(url, config.artifacts))
 
 
 def load_study_result(study: str | None = None, storage: str | None = None) -> StudyResult:
@@ -64,12 +58,15 @@ def load_study_result(study: str | None = None, storage: str | None = None) -> S
 
     `study` may be left out when the storage holds exactly one study.
     """
-    from search.storage import artifact_store
-    from search.stored_study import open_stored_study
+    from search.study import artifact_store, open_stored_study
 
-    url = _storage_url(storage)
-    loaded, config = open_stored_study(url, study, storage_field="load_study_result: storage",
-                                       study_field="load_study_result: study")
+    url = storage_url(storage)
+    loaded, config = open_stored_study(
+        url,
+        study,
+        storage_field="load_study_result: storage",
+        study_field="load_study_result: study",
+    )
     return StudyResult(loaded, config, artifact_store(url, config.artifacts))
 
 
@@ -85,7 +82,7 @@ class FrontMember:
 
     def model(self) -> nn.Module:
         """The compressed torch module this trial scored (eval mode, fake-quant view)."""
-        from search.front_report import trial_model
+        from search.study import trial_model
 
         return trial_model(self.trial, self.artifacts)[0]
 
@@ -98,13 +95,15 @@ class StudyResult(Sequence[FrontMember]):
     """The Pareto front of a study: a list of FrontMember, ordered by trial number."""
 
     def __init__(self, study: optuna.Study, config: StudyConfig, artifacts: Any) -> None:
-        from search.pareto import front_trials
+        from search.front import front_trials
 
         self.study = study
         self.config = config
         self.artifacts = artifacts
-        self._members = [FrontMember(t.number, dict(t.params), dict(t.user_attrs["metrics"]),
-                                     t, artifacts) for t in front_trials(study)]
+        self._members = [
+            FrontMember(t.number, dict(t.params), dict(t.user_attrs[METRICS]), t, artifacts)
+            for t in front_trials(study)
+        ]
 
     @overload
     def __getitem__(self, index: int) -> FrontMember: ...
@@ -122,18 +121,20 @@ class StudyResult(Sequence[FrontMember]):
         return iter(self._members)
 
     def __repr__(self) -> str:
-        return (f"StudyResult(study {self.study.study_name!r}: {len(self)} front members of "
-                f"{len(self.study.trials)} trials)")
+        return (
+            f"StudyResult(study {self.study.study_name!r}: {len(self)} front members of "
+            f"{len(self.study.trials)} trials)"
+        )
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per front member: metrics, a summary of params, every param."""
-        from search.pareto import front_frame
+        from search.front import front_frame
 
         return front_frame(self.study)
 
     def trials_dataframe(self) -> pd.DataFrame:
         """Every trial of the study (failed ones with their reason), as `search trials`."""
-        from search.pareto import trials_frame
+        from search.front import trials_frame
 
         return trials_frame(self.study)
 
@@ -143,10 +144,9 @@ class StudyResult(Sequence[FrontMember]):
         The front is re-assessed on the test split first (stored, so once). An existing,
         non-empty directory is only replaced with `force`. Returns the pareto table.
         """
-        from search.export import export_front
+        from search.front import export_front
 
-        return export_front(self.study, self.config, self.artifacts, Path(directory),
-                            force=force)
+        return export_front(self.study, self.config, self.artifacts, Path(directory), force=force)
 
 
 def _as_config(config: StudyConfig | dict[str, Any] | str | Path) -> StudyConfig:
@@ -156,11 +156,7 @@ def _as_config(config: StudyConfig | dict[str, Any] | str | Path) -> StudyConfig
         return config_from_dict(copy.deepcopy(config))
     if isinstance(config, str | Path):
         return load_config(config)
-    raise BadInput(f"run_search: config must be a StudyConfig, a mapping or a YAML path, "
-                   f"got {type(config).__name__}")
-
-
-def _storage_url(given: str | None, from_config: str | None = None) -> str:
-    from search.storage import DEFAULT_STORAGE
-
-    return given or from_config or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    raise BadInput(
+        f"run_search: config must be a StudyConfig, a mapping or a YAML path, "
+        f"got {type(config).__name__}"
+    )

@@ -35,6 +35,6 @@ class TrialContext:
 
     def calibration_images(self) -> list[torch.Tensor]:
         """Up to `latency.calibration_samples` training images, in batches."""
-        from search.latency import calibration_batches
+        from search.compress import calibration_batches
 
         return calibration_batches(self.train_loader or [], self.config.latency.calibration_samples)

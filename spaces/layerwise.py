@@ -14,8 +14,8 @@ import fnmatch
 from typing import Any
 
 from search.config import SpaceConfig
-from search.errors import BadInput, close_matches
-from spaces.params import Param, Plan
+from search.core import BadInput, close_matches
+from spaces.params import CategoricalParam, FloatParam, IntParam, Param, Plan
 
 REST_GROUP = "rest"
 
@@ -37,8 +37,12 @@ def _keys(config: SpaceConfig, layers: list[str], all_layers: list[str]) -> dict
                 f"config field 'space.groups.{group}': pattern {pattern!r} matches no layer; "
                 f"layers are {', '.join(all_layers)}{close_matches(pattern, all_layers)}"
             )
-        members = [name for name in layers if fnmatch.fnmatchcase(name, pattern)
-                   and not any(name in taken for taken in grouped.values())]
+        members = [
+            name
+            for name in layers
+            if fnmatch.fnmatchcase(name, pattern)
+            and not any(name in taken for taken in grouped.values())
+        ]
         if members:
             grouped[group] = members
     rest = [name for name in layers if not any(name in m for m in grouped.values())]
@@ -53,37 +57,49 @@ def _name(prefix: str, key: str) -> str:
 
 def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> list[Param]:
     """Every searched parameter of a model with these layers, with its range."""
-    params = [
-        Param(_name("sparsity", key), "float", config.sparsity[0], config.sparsity[1],
-              config.sparsity_step)
+    params: list[Param] = [
+        FloatParam(
+            _name("sparsity", key), config.sparsity[0], config.sparsity[1], config.sparsity_step
+        )
         for key in _keys(config, prunable, quantizable)
         if config.sparsity[1] > 0
     ]
     if len(set(config.bits)) > 1:
         params += [
-            Param(_name("bits", key), "categorical", choices=tuple(sorted(set(config.bits))))
+            CategoricalParam(_name("bits", key), tuple(sorted(set(config.bits))))
             for key in _keys(config, quantizable, quantizable)
         ]
-    params.append(Param("epsilon", "float", config.epsilon[0], config.epsilon[1],
-                        config.epsilon_step if config.epsilon[1] > config.epsilon[0] else None))
-    params.append(Param("epochs", "int", config.epochs[0], config.epochs[1]))
+    params.append(
+        FloatParam(
+            "epsilon",
+            config.epsilon[0],
+            config.epsilon[1],
+            config.epsilon_step if config.epsilon[1] > config.epsilon[0] else None,
+        )
+    )
+    params.append(IntParam("epochs", config.epochs[0], config.epochs[1]))
     if len(config.strategies) > 1:
-        params.append(Param("strategy", "categorical", choices=tuple(config.strategies)))
+        params.append(CategoricalParam("strategy", tuple(config.strategies)))
     if len(config.init) > 1:
-        params.append(Param("init", "categorical", choices=tuple(config.init)))
+        params.append(CategoricalParam("init", tuple(config.init)))
     return params
 
 
-def decode(config: SpaceConfig, params: dict[str, Any], prunable: list[str],
-           quantizable: list[str]) -> Plan:
+def decode(
+    config: SpaceConfig, params: dict[str, Any], prunable: list[str], quantizable: list[str]
+) -> Plan:
     """Turn a trial's chosen values into per-layer numbers."""
     default = "adversarial" if "adversarial" in config.strategies else config.strategies[0]
     strategy = str(params.get("strategy", default))
     epsilon = float(params["epsilon"])
     if strategy == "standard" or epsilon == 0:
         strategy, epsilon = "standard", 0.0
-    plan = Plan(epsilon=epsilon, epochs=int(params["epochs"]), strategy=strategy,
-                from_scratch=params.get("init", config.init[0]) == "scratch")
+    plan = Plan(
+        epsilon=epsilon,
+        epochs=int(params["epochs"]),
+        strategy=strategy,
+        from_scratch=params.get("init", config.init[0]) == "scratch",
+    )
     for key, layers in _keys(config, prunable, quantizable).items():
         value = float(params.get(_name("sparsity", key), config.sparsity[0]))
         plan.sparsity.update({layer: value for layer in layers})

@@ -38,8 +38,7 @@ def tiny_setup(_base_model_cache: Path):
 
     Tests must not change it; copy the base model before training it.
     """
-    from search.config import config_from_dict
-    from search.trial import StudySetup
+    from search.study import StudySetup, config_from_dict
 
     return StudySetup.build(config_from_dict(copy.deepcopy(TINY)))
 
@@ -49,7 +48,7 @@ def val_batch_loader(tiny_setup):
     """The first 128 validation images as one batch."""
     from torch.utils.data import Subset
 
-    from search.data import make_loader
+    from search.zoo import make_loader
 
     return make_loader(Subset(tiny_setup.splits.val, range(128)), 128)
 

@@ -34,8 +34,13 @@ FAST: dict[str, Any] = {
     "model": {"base_epochs": 3},
     "space": {"epochs": [0, 1], "epsilon": [0.0, 0.1]},
     "finetune": {"steps": 2, "samples_per_epoch": 256},
-    "evaluation": {"epsilon": 0.1, "steps": 2, "step_size": 0.07, "final_steps": 3,
-                   "final_restarts": 1},
+    "evaluation": {
+        "epsilon": 0.1,
+        "steps": 2,
+        "step_size": 0.07,
+        "final_steps": 3,
+        "final_restarts": 1,
+    },
     "sanity": {"steps_factor": 2},
     "latency": {"warmup": 1, "repeats": 3, "int8": False},
 }
@@ -51,8 +56,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.5) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` after timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -67,8 +71,13 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str,
 class Service:
     """One `search serve` process and an HTTP client for it."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", token: str | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.root = root
         self.storage = f"sqlite:///{root / 'studies.db'}"
         self.data_dir = root / "service-data"
@@ -82,20 +91,33 @@ class Service:
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=300)
 
     def start(self) -> Service:
-        args = [*SEARCH, "serve", "--storage", self.storage, "--data-dir", str(self.data_dir),
-                "--host", self.host, "--port", str(self.port), *self.extra]
+        args = [
+            *SEARCH,
+            "serve",
+            "--storage",
+            self.storage,
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            *self.extra,
+        ]
         if self.token:
             args += ["--token", self.token]
         self.log = open(self.root / f"serve-{self.port}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(args, cwd=self.root, stdout=self.log,
-                                        stderr=subprocess.STDOUT, env=os.environ.copy())
+        self.process = subprocess.Popen(
+            args, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy()
+        )
         wait_until(self._ready, 60, f"the service on {self.url}", interval=0.3)
         return self
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"search serve exited with {self.process.returncode}: "
-                                 f"{self.log_text()[-2000:]}")
+            raise AssertionError(
+                f"search serve exited with {self.process.returncode}: {self.log_text()[-2000:]}"
+            )
         try:
             return self.client.get("/api/service").status_code == 200
         except httpx.TransportError:
@@ -114,8 +136,7 @@ class Service:
         if self.process and self.process.poll() is None:
             try:
                 for study in self.client.get("/api/studies", timeout=30).json():
-                    if study["state"] in ("running", "starting") and study[
-                            "started_by_service"]:
+                    if study["state"] in ("running", "starting") and study["started_by_service"]:
                         self.client.post(f"/api/studies/{study['name']}/stop", timeout=60)
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
@@ -144,7 +165,6 @@ class Service:
 
 def pretrain_base(config: dict[str, Any]) -> None:
     """Train (and cache) the base model once, so concurrent studies do not each train it."""
-    from search.config import config_from_dict
-    from search.trial import StudySetup
+    from search.study import StudySetup, config_from_dict
 
     StudySetup.build(config_from_dict(copy.deepcopy(config)))

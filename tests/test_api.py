@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from search import evaluation, load_model, load_study_result, run_search
+from search import load_model, load_study_result, run_search
 from search.api import FrontMember, StudyResult
-from search.config import config_from_dict
-from search.errors import BadInput
+from search.core import BadInput
+from search.robust import clean_accuracy
+from search.study import config_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +45,11 @@ def test_result_behaves_like_a_list_of_front_members(api_study, tiny_setup) -> N
     assert {m.number for m in members} == front
     member = result[0]
     assert isinstance(member, FrontMember)
-    assert set(member.metrics) >= {"robust_accuracy", "clean_accuracy", "latency_ms",
-                                   "size_bytes"}
+    assert set(member.metrics) >= {"robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes"}
     assert "epsilon" in member.params and "epochs" in member.params
     model = member.model()
     assert isinstance(model, nn.Module) and not model.training
-    clean = evaluation.clean_accuracy(model, tiny_setup.val_loader, tiny_setup.device)
+    clean = clean_accuracy(model, tiny_setup.val_loader, tiny_setup.device)
     assert clean == pytest.approx(member.metrics["clean_accuracy"], abs=1e-9)
 
 
@@ -67,7 +67,8 @@ def test_load_study_result_reads_the_same_front_and_resuming_runs_nothing(api_st
     """Guards: a stored study loads back equal; run_search again resumes (budget spent)."""
     loaded = load_study_result("api", api_study["url"])
     assert [(m.number, m.metrics) for m in loaded] == [
-        (m.number, m.metrics) for m in api_study["result"]]
+        (m.number, m.metrics) for m in api_study["result"]
+    ]
     again = run_search(config_from_dict(api_study["config"]), storage=api_study["url"])
     assert len(again.study.trials) == 2
     only = load_study_result(storage=api_study["url"])  # the only study: no name needed

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.base_model import obtain_base_model
-from search.config import config_from_dict
-from search.data import load_splits
+from search.study import config_from_dict, obtain_base_model
+from search.zoo import load_splits
 
 
 def test_same_seed_trains_the_same_base_whatever_was_drawn_before(
-        tiny_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Guards: the random init follows `seed` (it once came from the process's RNG state,
     so two processes trained different base models from one recipe)."""
     config = config_from_dict(copy.deepcopy(tiny_config))

@@ -9,18 +9,21 @@ import optuna
 import pytest
 import torch
 
-from search.baselines import (
+from search.backends._optuna import run_study
+from search.compress import size_bytes
+from search.core import BadInput
+from search.study import (
     PAPER_BITS,
     PAPER_SPARSITY,
+    StudySetup,
+    artifact_store,
     baseline_config,
+    config_from_dict,
+    open_storage,
+    open_study,
     paper_grid_points,
+    run_trial,
 )
-from search.config import config_from_dict
-from search.errors import BadInput
-from search.optuna_driver import open_study, run_study
-from search.packing import size_bytes
-from search.storage import artifact_store, open_storage
-from search.trial import StudySetup, run_trial
 
 
 def test_paper_grid_has_its_sixty_points(tiny_config) -> None:
@@ -63,8 +66,7 @@ def test_adversarial_training_starts_from_scratch(tiny_config) -> None:
     config = baseline_config(config_from_dict(tiny_config), "adversarial-training")
     assert config.trials == 1 and config.study.endswith("-adversarial-training")
     setup = StudySetup.build(config)
-    params = {p.name: p.low if p.kind != "categorical" else p.choices[0]
-              for p in setup.space()}
+    params = {p.name: p.low if p.kind != "categorical" else p.choices[0] for p in setup.space()}
     plan = setup.plan(params)
     assert plan.from_scratch and plan.strategy == "adversarial"
     assert plan.epsilon == config.evaluation.epsilon and plan.epochs == 1

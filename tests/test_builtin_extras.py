@@ -11,18 +11,18 @@ from torch import nn
 from objectives import get_objective
 from objectives.builtin import l2_threat
 from objectives.counting import count_flops, count_nonzero_params
-from search import evaluation
-from search.config import config_from_dict
-from search.errors import BadInput
-from search.quantization import quantize_weights
-from search.trial import compress, run_trial
+from search.compress import quantize_weights
+from search.core import BadInput
+from search.robust import clean_accuracy, robust_accuracy
+from search.study import compress, config_from_dict, run_trial
 from spaces import Plan
 
 
 def test_flops_are_counted_exactly_on_a_known_model() -> None:
     """Guards: 2 operations per multiply-accumulate of every conv and linear layer."""
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 8 * 8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)
+    )
     conv_macs = 4 * 1 * 3 * 3 * 8 * 8
     linear_macs = 4 * 8 * 8 * 10
     assert count_flops(model, (1, 8, 8)) == 2 * (conv_macs + linear_macs)
@@ -49,22 +49,23 @@ def test_flops_and_params_drop_when_channels_are_pruned(tiny_setup) -> None:
         counts[sparsity] = (count_flops(model, shape), count_nonzero_params(model))
     assert counts[0.5][0] < 0.5 * counts[0.0][0]
     assert counts[0.5][1] < 0.5 * counts[0.0][1]
-    assert counts[0.0][1] == sum(int(torch.count_nonzero(p))
-                                 for p in tiny_setup.base_model.parameters())
+    assert counts[0.0][1] == sum(
+        int(torch.count_nonzero(p)) for p in tiny_setup.base_model.parameters()
+    )
 
 
-def test_l2_robust_accuracy_is_at_most_clean_and_falls_with_budget(tiny_setup,
-                                                                   val_batch_loader) -> None:
+def test_l2_robust_accuracy_is_at_most_clean_and_falls_with_budget(
+    tiny_setup, val_batch_loader
+) -> None:
     """Guards: the second threat model is a real attack: robust <= clean, and a large L2
     budget takes most of the accuracy away."""
     model, threat = tiny_setup.base_model, tiny_setup.config.evaluation
-    clean = evaluation.clean_accuracy(model, val_batch_loader, tiny_setup.device)
+    clean = clean_accuracy(model, val_batch_loader, tiny_setup.device)
     robust = {}
     for budget in (0.5, 4.0):
         l2 = l2_threat(dataclasses.replace(threat, l2_epsilon=budget))
         assert (l2.norm, l2.epsilon, l2.steps) == ("l2", budget, threat.steps)
-        robust[budget] = evaluation.robust_accuracy(model, val_batch_loader, l2,
-                                                    tiny_setup.device)
+        robust[budget] = robust_accuracy(model, val_batch_loader, l2, tiny_setup.device)
     assert robust[4.0] <= robust[0.5] <= clean
     assert robust[4.0] < 0.5 * clean
 
@@ -74,10 +75,12 @@ def test_extras_are_selectable_and_scored_in_a_trial(tiny_setup, tiny_config) ->
     tiny_config["objectives"] = ["robust_accuracy_l2", "flops", "params"]
     config = config_from_dict(tiny_config)
     assert [get_objective(n).direction for n in config.objectives] == [
-        "maximize", "minimize", "minimize"]
+        "maximize",
+        "minimize",
+        "minimize",
+    ]
     setup = dataclasses.replace(tiny_setup, config=config)
-    params = {"epsilon": 0.0, "epochs": 0,
-              **{f"sparsity.{name}": 0.25 for name in setup.prunable}}
+    params = {"epsilon": 0.0, "epochs": 0, **{f"sparsity.{name}": 0.25 for name in setup.prunable}}
     metrics = run_trial(setup, params).metrics
     assert 0 <= metrics["robust_accuracy_l2"] <= metrics["clean_accuracy"]
     assert metrics["flops"] > 0 and metrics["params"] > 0

@@ -31,9 +31,9 @@ from safetensors import safe_open
 
 from search import load_model
 from search.cli import main
-from search.config import DataConfig, config_from_dict
-from search.data import load_splits
-from search.models import build_model
+from search.config import DataConfig
+from search.study import config_from_dict
+from search.zoo import build_model, load_splits
 
 METRICS = ("robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes")
 MEMBER_FILES = ("model.safetensors", "model.onnx", "recipe.yaml", "metrics.json")
@@ -73,7 +73,7 @@ def table_trial_numbers(stdout: str) -> list[int]:
     lines = [line for line in stdout.splitlines() if line.strip()]
     header = next(i for i, line in enumerate(lines) if "robust_accuracy" in line)
     numbers = []
-    for line in lines[header + 1:]:
+    for line in lines[header + 1 :]:
         first = line.split()[0]
         if not first.isdigit():
             break
@@ -196,7 +196,11 @@ def test_resume_keeps_finished_trials_and_runs_only_the_rest(ran_study: dict[str
     for old in first:
         new = after[old.number]
         assert (new.values, new.params, new.user_attrs["metrics"], new.datetime_complete) == (
-            old.values, old.params, old.user_attrs["metrics"], old.datetime_complete)
+            old.values,
+            old.params,
+            old.user_attrs["metrics"],
+            old.datetime_complete,
+        )
     assert "2 trials done, running up to 2 more" in resumed.log
     assert _progress(resumed.log) == [["[3/4]", "trial", "2"], ["[4/4]", "trial", "3"]]
     # the resumed sampler does not replay the first run's draws
@@ -207,13 +211,14 @@ def test_resume_keeps_finished_trials_and_runs_only_the_rest(ran_study: dict[str
     assert again.rc == 0, again.err + again.log
     assert "nothing to run" in again.log and _progress(again.log) == []
     assert [(t.number, t.datetime_complete) for t in ran_study["again_trials"]] == [
-        (t.number, t.datetime_complete) for t in after]
-    assert table_trial_numbers(again.out) == ran_study["again_front"] == ran_study[
-        "resumed_front"]
+        (t.number, t.datetime_complete) for t in after
+    ]
+    assert table_trial_numbers(again.out) == ran_study["again_front"] == ran_study["resumed_front"]
 
 
-def test_export_round_trip(ran_study: dict[str, Any], tmp_path: Path, capsys,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_round_trip(
+    ran_study: dict[str, Any], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnxruntime
 
     monkeypatch.chdir(tmp_path)
@@ -259,8 +264,9 @@ def test_export_round_trip(ran_study: dict[str, Any], tmp_path: Path, capsys,
             stored = sum(handle.get_tensor(k).nbytes for k in handle.keys())  # noqa: SIM118
         assert stored == metrics["validation"]["size_bytes"]
 
-        session = onnxruntime.InferenceSession(str(member / "model.onnx"),
-                                               providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(member / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
         onnx_logits = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
         agreement = float(np.mean(onnx_logits.argmax(1) == logits.argmax(1).numpy()))
         assert agreement >= 0.99, f"trial {number}: ONNX agrees on {agreement:.3f} only"
@@ -323,10 +329,10 @@ def base_info():
     return load_splits(DataConfig(), 0).info
 
 
-def test_run_from_a_valid_checkpoint(tiny_config, write_config, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch, caplog, capsys) -> None:
-    from search.config import load_config
-    from search.trial import StudySetup
+def test_run_from_a_valid_checkpoint(
+    tiny_config, write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, capsys
+) -> None:
+    from search.study import StudySetup, load_config
 
     monkeypatch.chdir(tmp_path)
     caplog.set_level(logging.INFO, logger="search")
@@ -338,8 +344,9 @@ def test_run_from_a_valid_checkpoint(tiny_config, write_config, tmp_path: Path,
     tiny_config["space"]["epochs"] = [0, 0]  # no fine-tuning: the checkpoint is the subject
     config = write_config(tiny_config)
 
-    rc = main(["run", str(config), "--storage", "sqlite:///study.db",
-               "--checkpoint", str(checkpoint)])
+    rc = main(
+        ["run", str(config), "--storage", "sqlite:///study.db", "--checkpoint", str(checkpoint)]
+    )
     assert rc == 0
     study = load("sqlite:///study.db", "from-checkpoint")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
@@ -348,8 +355,7 @@ def test_run_from_a_valid_checkpoint(tiny_config, write_config, tmp_path: Path,
     assert table_trial_numbers(capsys.readouterr().out) == [0]
 
     # and the base every trial starts from is exactly the checkpoint
-    setup = StudySetup.build(load_config(config, overrides={
-        "model.checkpoint": str(checkpoint)}))
+    setup = StudySetup.build(load_config(config, overrides={"model.checkpoint": str(checkpoint)}))
     for key, value in model.state_dict().items():
         assert torch.equal(setup.base_model.state_dict()[key].cpu(), value), key
 
@@ -363,8 +369,7 @@ def _random_bytes(path: Path) -> Path:
 
 
 def _other_architecture(path: Path) -> Path:
-    torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).state_dict(),
-               path)
+    torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).state_dict(), path)
     return path
 
 
@@ -379,14 +384,14 @@ def _existing_storage(path: Path) -> str:
     """A storage holding one aer-search study (created as `search run` does, no trials)."""
     from conftest import TINY
 
-    from search.optuna_driver import open_study
-    from search.storage import open_storage
+    from search.study import open_storage, open_study
 
     url = sqlite_url(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        open_study(config_from_dict({**copy.deepcopy(TINY), "study": "existing"}),
-                   open_storage(url))
+        open_study(
+            config_from_dict({**copy.deepcopy(TINY), "study": "existing"}), open_storage(url)
+        )
     return url
 
 
@@ -395,63 +400,124 @@ DB = ["--storage", "sqlite:///study.db"]
 # id -> (config change, argv after the command given the tmp folder and config, field)
 BAD_RUNS = {
     "unknown-key": (lambda c: c.update(colour="red"), lambda t, c: ["run", c, *DB], "'colour'"),
-    "unknown-nested-key": (lambda c: c["space"].update(bitz=[8]),
-                           lambda t, c: ["run", c, *DB], "'space.bitz'"),
-    "sparsity-above-one": (lambda c: c["space"].update(sparsity=[0, 1.2]),
-                           lambda t, c: ["run", c, *DB], "'space.sparsity'"),
-    "bits-nine": (lambda c: c["space"].update(bits=[9]),
-                  lambda t, c: ["run", c, *DB], "'space.bits'"),
-    "negative-epsilon": (lambda c: c["space"].update(epsilon=[-0.1, 0.1]),
-                         lambda t, c: ["run", c, *DB], "'space.epsilon'"),
-    "negative-epochs": (lambda c: c["space"].update(epochs=[-1, 1]),
-                        lambda t, c: ["run", c, *DB], "'space.epochs'"),
+    "unknown-nested-key": (
+        lambda c: c["space"].update(bitz=[8]),
+        lambda t, c: ["run", c, *DB],
+        "'space.bitz'",
+    ),
+    "sparsity-above-one": (
+        lambda c: c["space"].update(sparsity=[0, 1.2]),
+        lambda t, c: ["run", c, *DB],
+        "'space.sparsity'",
+    ),
+    "bits-nine": (
+        lambda c: c["space"].update(bits=[9]),
+        lambda t, c: ["run", c, *DB],
+        "'space.bits'",
+    ),
+    "negative-epsilon": (
+        lambda c: c["space"].update(epsilon=[-0.1, 0.1]),
+        lambda t, c: ["run", c, *DB],
+        "'space.epsilon'",
+    ),
+    "negative-epochs": (
+        lambda c: c["space"].update(epochs=[-1, 1]),
+        lambda t, c: ["run", c, *DB],
+        "'space.epochs'",
+    ),
     "zero-trials-flag": (None, lambda t, c: ["run", c, *DB, "--trials", "0"], "'trials'"),
     "bad-device-flag": (None, lambda t, c: ["run", c, *DB, "--device", "gpu"], "'device'"),
     "missing-config": (None, lambda t, c: ["run", str(t / "nope.yaml"), *DB], "CONFIG"),
-    "missing-checkpoint": (None, lambda t, c: ["run", c, *DB, "--checkpoint",
-                                               str(t / "nope.pt")], "'model.checkpoint'"),
-    "unreadable-checkpoint": (None, lambda t, c: ["run", c, *DB, "--checkpoint",
-                                                  str(_random_bytes(t / "junk.pt"))],
-                              "'model.checkpoint'"),
+    "missing-checkpoint": (
+        None,
+        lambda t, c: ["run", c, *DB, "--checkpoint", str(t / "nope.pt")],
+        "'model.checkpoint'",
+    ),
+    "unreadable-checkpoint": (
+        None,
+        lambda t, c: ["run", c, *DB, "--checkpoint", str(_random_bytes(t / "junk.pt"))],
+        "'model.checkpoint'",
+    ),
     "other-architecture-checkpoint": (
-        None, lambda t, c: ["run", c, *DB, "--checkpoint",
-                            str(_other_architecture(t / "linear.pt"))], "'model.checkpoint'"),
+        None,
+        lambda t, c: ["run", c, *DB, "--checkpoint", str(_other_architecture(t / "linear.pt"))],
+        "'model.checkpoint'",
+    ),
     "other-head-checkpoint": (
-        None, lambda t, c: ["run", c, *DB, "--checkpoint", str(_other_head(t / "five.pt"))],
-        "'model.checkpoint'"),
-    "unknown-scheme": (None, lambda t, c: ["run", c, "--storage", "notascheme://x"],
-                       "--storage"),
-    "sqlite-missing-dir": (None, lambda t, c: ["run", c, "--storage",
-                                               "sqlite:////nonexistent/dir/x.db"], "--storage"),
-    "journal-missing-dir": (None, lambda t, c: ["run", c, "--storage",
-                                                "journal:/nonexistent/dir/x.log"], "--storage"),
-    "unreachable-postgres": (None, lambda t, c: ["run", c, "--storage",
-                                                 "postgresql://postgres@127.0.0.1:1/test"],
-                             "--storage"),
+        None,
+        lambda t, c: ["run", c, *DB, "--checkpoint", str(_other_head(t / "five.pt"))],
+        "'model.checkpoint'",
+    ),
+    "unknown-scheme": (None, lambda t, c: ["run", c, "--storage", "notascheme://x"], "--storage"),
+    "sqlite-missing-dir": (
+        None,
+        lambda t, c: ["run", c, "--storage", "sqlite:////nonexistent/dir/x.db"],
+        "--storage",
+    ),
+    "journal-missing-dir": (
+        None,
+        lambda t, c: ["run", c, "--storage", "journal:/nonexistent/dir/x.log"],
+        "--storage",
+    ),
+    "unreachable-postgres": (
+        None,
+        lambda t, c: ["run", c, "--storage", "postgresql://postgres@127.0.0.1:1/test"],
+        "--storage",
+    ),
     "unknown-backend": (None, lambda t, c: ["run", c, *DB, "--backend", "dask"], "--backend"),
-    "pareto-missing-storage": (None, lambda t, c: ["pareto", "--storage",
-                                                   sqlite_url(t / "missing.db")], "--storage"),
+    "pareto-missing-storage": (
+        None,
+        lambda t, c: ["pareto", "--storage", sqlite_url(t / "missing.db")],
+        "--storage",
+    ),
     "pareto-default-storage-missing": (None, lambda t, c: ["pareto"], "--storage"),
-    "trials-missing-journal": (None, lambda t, c: ["trials", "--storage",
-                                                   f"journal:{t / 'missing.log'}"], "--storage"),
-    "pareto-unknown-study": (None, lambda t, c: ["pareto", "--study", "nope", "--storage",
-                                                 _existing_storage(t / "existing.db")],
-                             "--study"),
-    "export-unknown-study": (None, lambda t, c: ["pareto", "--study", "nope", "--export",
-                                                 str(t / "out"), "--storage",
-                                                 _existing_storage(t / "existing.db")],
-                             "--study"),
-    "trials-csv-missing-dir": (None, lambda t, c: ["trials", "--csv", str(t / "no" / "x.csv"),
-                                                   "--storage",
-                                                   _existing_storage(t / "existing.db")],
-                               "--csv"),
+    "trials-missing-journal": (
+        None,
+        lambda t, c: ["trials", "--storage", f"journal:{t / 'missing.log'}"],
+        "--storage",
+    ),
+    "pareto-unknown-study": (
+        None,
+        lambda t, c: [
+            "pareto",
+            "--study",
+            "nope",
+            "--storage",
+            _existing_storage(t / "existing.db"),
+        ],
+        "--study",
+    ),
+    "export-unknown-study": (
+        None,
+        lambda t, c: [
+            "pareto",
+            "--study",
+            "nope",
+            "--export",
+            str(t / "out"),
+            "--storage",
+            _existing_storage(t / "existing.db"),
+        ],
+        "--study",
+    ),
+    "trials-csv-missing-dir": (
+        None,
+        lambda t, c: [
+            "trials",
+            "--csv",
+            str(t / "no" / "x.csv"),
+            "--storage",
+            _existing_storage(t / "existing.db"),
+        ],
+        "--csv",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_RUNS), ids=list(BAD_RUNS))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-        case: str, tiny_config, write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys) -> None:
+    case: str, tiny_config, write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     change, make_argv, field = BAD_RUNS[case]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AER_SEARCH_STORAGE", raising=False)
@@ -475,14 +541,18 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert elapsed < 15
 
 
-@pytest.mark.parametrize("argv,flag", [
-    (["run", "--bogus"], "--bogus"),
-    (["run", "--trials", "many"], "--trials"),
-    (["pareto", "--export"], "--export"),
-    (["frobnicate"], "frobnicate"),
-])
-def test_argparse_errors_exit_2(argv: list[str], flag: str, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["run", "--bogus"], "--bogus"),
+        (["run", "--trials", "many"], "--trials"),
+        (["pareto", "--export"], "--export"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_argparse_errors_exit_2(
+    argv: list[str], flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -35,18 +35,28 @@ def test_local_ray_script_starts_two_nodes_and_stops_only_them(tmp_path) -> None
     pytest.importorskip("ray")
     script = ROOT / "cluster" / "local-ray.sh"
     try:
-        started = subprocess.run([str(script), "start", "2"], env=env(tmp_path),
-                                 capture_output=True, text=True, timeout=300)
+        started = subprocess.run(
+            [str(script), "start", "2"],
+            env=env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert started.returncode == 0, started.stderr[-2000:]
         address = (tmp_path / "ray-state" / "address").read_text().strip()
         assert address.startswith("127.0.0.1:") and address in started.stdout
-        status = subprocess.run([str(BIN / "ray"), "status", "--address", address],
-                                env=dict(env(tmp_path), RAY_AUTH_MODE="disabled"),
-                                capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [str(BIN / "ray"), "status", "--address", address],
+            env=dict(env(tmp_path), RAY_AUTH_MODE="disabled"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert status.stdout.split("Pending:")[0].count(" node_") == 2
     finally:
-        stopped = subprocess.run([str(script), "stop"], env=env(tmp_path),
-                                 capture_output=True, text=True, timeout=120)
+        stopped = subprocess.run(
+            [str(script), "stop"], env=env(tmp_path), capture_output=True, text=True, timeout=120
+        )
     assert stopped.returncode == 0
     assert not list((tmp_path / "ray-state").glob("*.pid"))
     host, port = address.split(":")
@@ -61,8 +71,13 @@ def test_local_ray_script_starts_two_nodes_and_stops_only_them(tmp_path) -> None
 
 
 def test_start_workers_refuses_missing_arguments(tmp_path) -> None:
-    done = subprocess.run([str(ROOT / "cluster" / "start-workers.sh"), "2"], env=env(tmp_path),
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(ROOT / "cluster" / "start-workers.sh"), "2"],
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2 and "usage" in done.stderr
 
 
@@ -74,7 +89,7 @@ def test_cluster_manifests_are_valid_yaml_and_run_search() -> None:
     job, configmap = list(rayjob)
     entrypoint = job["spec"]["entrypoint"]
     assert "search run" in entrypoint and "--backend ray" in entrypoint
-    from search.config import config_from_dict
+    from search.study import config_from_dict
 
     study = yaml.safe_load(configmap["data"]["study.yaml"])
     study["data"]["root"] = None  # the pod's folder does not exist here
@@ -87,15 +102,20 @@ def test_dashboard_serves_the_storage(tmp_path) -> None:
     study = optuna.create_study(study_name="watched", storage=url)
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     port = free_port()
-    server = subprocess.Popen([str(BIN / "search"), "dashboard", "--storage", url, "--port",
-                               str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(BIN / "search"), "dashboard", "--storage", url, "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
-                                            timeout=5) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as response:
                     answer = json.loads(response.read())
                 break
             except OSError:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from search.config import PRESETS_DIR, StudyConfig, config_from_dict, load_config
-from search.errors import BadInput
+from search.config import PRESETS_DIR, StudyConfig
+from search.core import BadInput
+from search.study import config_from_dict, load_config
 from spaces import expand
 
 PRUNABLE = ["conv1", "conv2", "conv3", "fc1"]
@@ -60,8 +61,9 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), BAD_FIELDS,
-                         ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS])
+@pytest.mark.parametrize(
+    ("field", "value", "expected"), BAD_FIELDS, ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS]
+)
 def test_config_from_dict_rejects_bad_field(tiny_config, field, value, expected) -> None:
     """Guards: each invalid field raises BadInput whose one-line message names it."""
     with pytest.raises(BadInput) as info:
@@ -72,10 +74,12 @@ def test_config_from_dict_rejects_bad_field(tiny_config, field, value, expected)
         assert part in message, (part, message)
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), BAD_FIELDS[:6],
-                         ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS[:6]])
-def test_load_config_rejects_bad_field_from_yaml(tiny_config, write_config, field, value,
-                                                 expected) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "expected"), BAD_FIELDS[:6], ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS[:6]]
+)
+def test_load_config_rejects_bad_field_from_yaml(
+    tiny_config, write_config, field, value, expected
+) -> None:
     """Guards: the YAML path goes through the same validation."""
     path = write_config(_with(tiny_config, field, value))
     with pytest.raises(BadInput) as info:
@@ -84,12 +88,15 @@ def test_load_config_rejects_bad_field_from_yaml(tiny_config, write_config, fiel
         assert part in str(info.value)
 
 
-@pytest.mark.parametrize(("key", "typo", "hint"), [
-    ("", "samplr", "sampler"),
-    ("", "trails", "trials"),
-    ("space.", "bitz", "bits"),
-    ("evaluation.", "stepz", "steps"),
-])
+@pytest.mark.parametrize(
+    ("key", "typo", "hint"),
+    [
+        ("", "samplr", "sampler"),
+        ("", "trails", "trials"),
+        ("space.", "bitz", "bits"),
+        ("evaluation.", "stepz", "steps"),
+    ],
+)
 def test_unknown_key_names_key_and_suggests_close_match(tiny_config, key, typo, hint) -> None:
     """Guards: a misspelt key is rejected, naming it and suggesting the right one."""
     raw = copy.deepcopy(tiny_config)
@@ -148,17 +155,19 @@ def test_to_dict_round_trips(tiny_config) -> None:
     assert config_from_dict(config.to_dict()) == config
 
 
-def test_load_config_applies_dotted_overrides_and_skips_none(tiny_config,
-                                                              write_config) -> None:
+def test_load_config_applies_dotted_overrides_and_skips_none(tiny_config, write_config) -> None:
     """Guards: CLI overrides set nested fields, create sections, and None means 'not given'."""
     path = write_config(tiny_config)
-    config = load_config(path, overrides={
-        "trials": 7,
-        "evaluation.epsilon": 0.2,
-        "data.batch_size": 32,  # section absent from the file
-        "model.checkpoint": None,
-        "seed": None,
-    })
+    config = load_config(
+        path,
+        overrides={
+            "trials": 7,
+            "evaluation.epsilon": 0.2,
+            "data.batch_size": 32,  # section absent from the file
+            "model.checkpoint": None,
+            "seed": None,
+        },
+    )
     assert config.trials == 7
     assert config.evaluation.epsilon == 0.2
     assert config.evaluation.steps == 3  # sibling from the file kept

@@ -52,18 +52,26 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         free = {**copy.deepcopy(TINY), "study": "free"}
         rc, _, err = run_cli(["-q", "run", write(root, free, "free.yaml"), "--storage", url])
         assert rc == 0, err
-        sizes = [t.user_attrs["metrics"]["size_bytes"]
-                 for t in optuna.load_study(study_name="free", storage=url).trials]
+        sizes = [
+            t.user_attrs["metrics"]["size_bytes"]
+            for t in optuna.load_study(study_name="free", storage=url).trials
+        ]
         assert len(set(sizes)) > 1, sizes
         bound = min(size for size in sizes if size > min(sizes))
         constraint = f"size_bytes >= {bound:.0f}"
-        capped = {**copy.deepcopy(TINY), "study": "capped",
-                  "constraints": [constraint, ALWAYS]}
-        rc, out, err = run_cli(["-q", "run", write(root, capped, "capped.yaml"),
-                                "--storage", url, "--json"])
+        capped = {**copy.deepcopy(TINY), "study": "capped", "constraints": [constraint, ALWAYS]}
+        rc, out, err = run_cli(
+            ["-q", "run", write(root, capped, "capped.yaml"), "--storage", url, "--json"]
+        )
         assert rc == 0, err
-    return {"url": url, "bound": bound, "constraint": constraint, "sizes": sizes,
-            "run_out": out, "root": root}
+    return {
+        "url": url,
+        "bound": bound,
+        "constraint": constraint,
+        "sizes": sizes,
+        "run_out": out,
+        "root": root,
+    }
 
 
 def capped_study(studies: dict[str, Any]) -> optuna.Study:
@@ -104,8 +112,9 @@ def test_infeasible_trials_are_never_on_the_front(studies) -> None:
 
 def test_pareto_validation_only_lists_only_feasible(studies) -> None:
     study = capped_study(studies)
-    rc, out, err = run_cli(["pareto", "--storage", studies["url"], "--study", "capped",
-                            "--validation-only", "--json"])
+    rc, out, err = run_cli(
+        ["pareto", "--storage", studies["url"], "--study", "capped", "--validation-only", "--json"]
+    )
     assert rc == 0, err
     rows = json.loads(out)
     numbers = sorted(row["trial"] for row in rows)
@@ -116,27 +125,31 @@ def test_pareto_validation_only_lists_only_feasible(studies) -> None:
 
 
 def test_pareto_table_names_the_constraint(studies) -> None:
-    rc, out, err = run_cli(["pareto", "--storage", studies["url"], "--study", "capped",
-                            "--validation-only"])
+    rc, out, err = run_cli(
+        ["pareto", "--storage", studies["url"], "--study", "capped", "--validation-only"]
+    )
     assert rc == 0, err
     assert f"constraints: {studies['constraint']}" in out
 
 
 def test_trials_lists_infeasible_ones_too(studies) -> None:
-    rc, out, err = run_cli(["trials", "--storage", studies["url"], "--study", "capped",
-                            "--json"])
+    rc, out, err = run_cli(["trials", "--storage", studies["url"], "--study", "capped", "--json"])
     assert rc == 0, err
     assert sorted(row["trial"] for row in json.loads(out)) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("constraint,expected", [
-    ("latency_ms < 2", "'METRIC <= NUMBER'"),
-    ("latancy_ms <= 2", "did you mean 'latency_ms'"),
-    ("size_bytes <= lots", "'lots'"),
-    ("size_bytes<=5", "'METRIC <= NUMBER'"),
-])
-def test_bad_constraints_exit_2_naming_the_field(tiny_config, tmp_path: Path, monkeypatch,
-                                                 constraint: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "constraint,expected",
+    [
+        ("latency_ms < 2", "'METRIC <= NUMBER'"),
+        ("latancy_ms <= 2", "did you mean 'latency_ms'"),
+        ("size_bytes <= lots", "'lots'"),
+        ("size_bytes<=5", "'METRIC <= NUMBER'"),
+    ],
+)
+def test_bad_constraints_exit_2_naming_the_field(
+    tiny_config, tmp_path: Path, monkeypatch, constraint: str, expected: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AER_SEARCH_STORAGE", raising=False)
     tiny_config["constraints"] = [constraint]

@@ -34,24 +34,28 @@ def env() -> dict[str, str]:
     return out
 
 
-def search(*args: str, cwd: Path, module: bool = False,
-           timeout: float = 300) -> subprocess.CompletedProcess:
+def search(
+    *args: str, cwd: Path, module: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "search.cli"] if module else [str(SCRIPT)]
-    return subprocess.run([*command, *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def listing(root: Path) -> dict[str, Any]:
-    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 @pytest.mark.slow
 def test_console_script_runs_a_study_whose_plugins_fail_some_trials(
-        tiny_config, write_config, tmp_path: Path) -> None:
+    tiny_config, write_config, tmp_path: Path
+) -> None:
     assert SCRIPT.is_file(), f"console script missing at {SCRIPT}"
-    tiny_config.update(study="plugged", trials=4,
-                       objectives=["robust_accuracy", EXPLODES, NAN])
+    tiny_config.update(study="plugged", trials=4, objectives=["robust_accuracy", EXPLODES, NAN])
     config = write_config(tiny_config)
     url = "sqlite:///plugged.db"
 
@@ -84,8 +88,10 @@ def test_console_script_runs_a_study_whose_plugins_fail_some_trials(
         assert reason.startswith("RuntimeError: ") and plugins.EXPLODE_MESSAGE in reason
         assert "weights_artifact" not in trial.user_attrs
         assert trial.user_attrs["seconds"]["cpu"] > 0  # its compute still counts
-        assert f"[{trial.number + 1}/4] trial {trial.number} FAIL: RuntimeError: " \
-               f"{plugins.EXPLODE_MESSAGE}" in run.stderr
+        assert (
+            f"[{trial.number + 1}/4] trial {trial.number} FAIL: RuntimeError: "
+            f"{plugins.EXPLODE_MESSAGE}" in run.stderr
+        )
     for trial in nan:
         assert trial.state == TrialState.FAIL
         reason = trial.user_attrs["fail_reason"]
@@ -120,7 +126,8 @@ def test_console_script_runs_a_study_whose_plugins_fail_some_trials(
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["unknown-key", "unreadable-checkpoint", "bad-storage"])
 def test_bad_input_in_a_real_process_leaves_one_stderr_line(
-        case: str, tiny_config, write_config, tmp_path: Path) -> None:
+    case: str, tiny_config, write_config, tmp_path: Path
+) -> None:
     args = ["--storage", "sqlite:///study.db"]
     if case == "unknown-key":
         tiny_config["finetune"]["optimiser"] = "sgd"

@@ -12,12 +12,10 @@ import torch
 from torch.nn.utils import parametrize
 from torch.utils.data import Subset
 
-from search import packing
-from search.config import config_from_dict
-from search.data import make_loader
-from search.evaluation import clean_accuracy, robust_accuracy
-from search.pruning import layer_widths
-from search.trial import StudySetup, run_trial
+from search.compress import layer_widths, size_bytes
+from search.robust import clean_accuracy, robust_accuracy
+from search.study import StudySetup, config_from_dict, run_trial
+from search.zoo import make_loader
 
 N_EVAL = 128  # validation samples used by the attack tests: one batch
 
@@ -77,10 +75,12 @@ def test_more_steps_do_not_help_the_model(setup, loader) -> None:
 
 def test_restarts_only_lower_robust_accuracy(setup, loader) -> None:
     """Guards: a sample is robust only if it survives every restart (same seed)."""
-    one = robust_accuracy(setup.base_model, loader, _threat(setup, restarts=1), setup.device,
-                          seed=5)
-    two = robust_accuracy(setup.base_model, loader, _threat(setup, restarts=2), setup.device,
-                          seed=5)
+    one = robust_accuracy(
+        setup.base_model, loader, _threat(setup, restarts=1), setup.device, seed=5
+    )
+    two = robust_accuracy(
+        setup.base_model, loader, _threat(setup, restarts=2), setup.device, seed=5
+    )
     assert two <= one
 
 
@@ -88,11 +88,11 @@ def test_robust_accuracy_is_seeded_and_restores_rng(setup, loader) -> None:
     """Guards: same seed -> same number; the caller's global RNG stream is untouched."""
     torch.manual_seed(1234)
     state = torch.random.get_rng_state()
-    first = robust_accuracy(setup.base_model, loader, setup.config.evaluation, setup.device,
-                            seed=3)
+    first = robust_accuracy(setup.base_model, loader, setup.config.evaluation, setup.device, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)
-    second = robust_accuracy(setup.base_model, loader, setup.config.evaluation, setup.device,
-                             seed=3)
+    second = robust_accuracy(
+        setup.base_model, loader, setup.config.evaluation, setup.device, seed=3
+    )
     assert first == second
 
 
@@ -132,8 +132,8 @@ def test_run_trial_scores_and_leaves_base_untouched(setup) -> None:
     metrics = outcome.metrics
     assert set(metrics) == {"robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes"}
     assert all(math.isfinite(v) for v in metrics.values())
-    assert metrics["size_bytes"] == packing.size_bytes(outcome.model)
-    assert metrics["size_bytes"] < packing.size_bytes(base)
+    assert metrics["size_bytes"] == size_bytes(outcome.model)
+    assert metrics["size_bytes"] < size_bytes(base)
     assert 0.0 <= metrics["robust_accuracy"] <= metrics["clean_accuracy"] <= 1.0
     assert metrics["latency_ms"] > 0
     # The trial's model is the compressed one.

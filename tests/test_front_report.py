@@ -20,10 +20,11 @@ import torch
 import yaml
 
 # the module, so its functions stay namespaced in this test file
-from search import front_report, load_model
+from search import load_model
 from search.cli import main
-from search.config import config_from_dict
-from search.data import load_splits
+from search.front import fingerprint, score_on_test
+from search.study import config_from_dict
+from search.zoo import load_splits
 
 FINAL = {"final_attack": "apgd", "final_steps": 5, "final_restarts": 1}
 
@@ -81,7 +82,7 @@ def test_pareto_prints_threat_models_and_assessed_columns(report) -> None:
     header = next(line for line in lines if line.split()[:1] == ["trial"])
     assert "test_robust_accuracy_final" in header.split()
     assert "sanity" in header.split()
-    rows = lines[lines.index(header) + 1:]
+    rows = lines[lines.index(header) + 1 :]
     numbers = [int(line.split()[0]) for line in rows if line.strip()]
     assert numbers == front_numbers(report)
     assert any("base model sanity large-epsilon:" in line for line in lines)
@@ -98,14 +99,17 @@ def test_every_front_member_is_assessed_and_stored(report) -> None:
     assert stored == {f"final.{n}" for n in front}
     for number in front:
         assessment = attrs[f"final.{number}"]
-        assert assessment["fingerprint"] == front_report.fingerprint(config)
+        assert assessment["fingerprint"] == fingerprint(config)
         test = assessment["test"]
         assert set(test) == {"clean_accuracy", "robust_accuracy", "robust_accuracy_final"}
         assert 0 <= test["robust_accuracy_final"] <= test["clean_accuracy"] <= 1
         assert test["robust_accuracy"] <= test["clean_accuracy"]
         # the member's checks include the transfer check against the base model
         assert [c["name"] for c in assessment["sanity"]] == [
-            "large-epsilon", "more-steps", "transfer"]
+            "large-epsilon",
+            "more-steps",
+            "transfer",
+        ]
         latency = assessment["latency"]
         assert 0 < latency["min_ms"] <= latency["median_ms"] <= latency["max_ms"]
         assert study.trials[number].user_attrs["metrics"]  # scored during the search
@@ -137,7 +141,8 @@ def test_export_reproduces_the_test_scores(report, tmp_path: Path) -> None:
     stored = report["first_attrs"]
     # exporting used the stored assessments (no new or changed ones)
     assert {k: v for k, v in study.user_attrs.items() if k.startswith("final.")} == {
-        k: v for k, v in stored.items() if k.startswith("final.")}
+        k: v for k, v in stored.items() if k.startswith("final.")
+    }
 
     config = config_from_dict(study.user_attrs["config"])
     splits = load_splits(config.data, config.seed)
@@ -150,7 +155,7 @@ def test_export_reproduces_the_test_scores(report, tmp_path: Path) -> None:
         assert metrics["threat_model"]["final_steps"] == FINAL["final_steps"]
 
         model = load_model(member)
-        scores = front_report.score_on_test(model, config, splits, device)
+        scores = score_on_test(model, config, splits, device)
         for key in ("robust_accuracy_final", "robust_accuracy", "clean_accuracy"):
             assert abs(scores[key] - metrics["test"][key]) <= 0.01, (number, key)
 
@@ -161,8 +166,9 @@ def test_missing_artifacts_are_bad_input_not_a_traceback(report, tmp_path: Path)
 
     moved = tmp_path / "moved"
     shutil.copy(report["root"] / "study.db", tmp_path / "study.db")  # no artifacts beside it
-    rc, out, err = run_cli(["pareto", "--storage", f"sqlite:///{tmp_path / 'study.db'}",
-                            "--export", str(moved)])
+    rc, out, err = run_cli(
+        ["pareto", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--export", str(moved)]
+    )
     assert rc == 2 and out == ""
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("search: error: artifacts:")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from optuna._hypervolume import compute_hypervolume
 
-from search.hypervolume import hypervolume, to_minimisation
+from search.front import hypervolume, to_minimisation
 
 
 def test_one_point_is_its_box() -> None:
@@ -18,7 +18,8 @@ def test_one_point_is_its_box() -> None:
 def test_dominated_points_add_nothing() -> None:
     front = [[1.0, 2.0, 3.0], [2.0, 1.0, 3.0]]
     assert hypervolume([*front, [2.0, 2.0, 3.5]], [4, 4, 4]) == pytest.approx(
-        hypervolume(front, [4, 4, 4]))
+        hypervolume(front, [4, 4, 4])
+    )
 
 
 def test_points_beyond_the_reference_are_ignored() -> None:

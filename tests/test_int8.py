@@ -15,19 +15,24 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from search import int8
-from search.config import config_from_dict
-from search.data import make_loader
-from search.finetune import finetune
-from search.latency import FLOAT_FORM, calibration_batches, measure_latency
-from search.quantization import layer_bits
-from search.trial import StudySetup, compress
+from search.compress import (
+    FLOAT_FORM,
+    calibration_batches,
+    form_name,
+    int8_applicable,
+    int8_engine,
+    layer_bits,
+    measure_latency,
+    to_int8,
+)
+from search.robust import finetune
+from search.study import StudySetup, compress, config_from_dict
+from search.zoo import make_loader
 from spaces import Plan
 
 SPARSITY = 0.25
 
-pytestmark = pytest.mark.skipif(int8.int8_engine() is None,
-                                reason="this CPU has no quantized engine")
+pytestmark = pytest.mark.skipif(int8_engine() is None, reason="this CPU has no quantized engine")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +62,11 @@ def compressed(setup: StudySetup, bits: int, float_layer: str | None = None):
     """The base pruned at SPARSITY, quantized at `bits` (one layer left float), tuned 1 epoch."""
     key = (bits, float_layer)
     if key not in _MODELS:
-        plan = Plan(sparsity={name: SPARSITY for name in setup.prunable},
-                    bits={name: bits for name in setup.quantizable}, epochs=1)
+        plan = Plan(
+            sparsity={name: SPARSITY for name in setup.prunable},
+            bits={name: bits for name in setup.quantizable},
+            epochs=1,
+        )
         if float_layer is not None:
             plan.bits[float_layer] = 32
         model = compress(setup.base_model, plan, setup.input_shape, setup.device)
@@ -85,11 +93,11 @@ def test_calibration_batches_take_the_first_images(setup) -> None:
 def test_int8_predictions_match_fake_quant(setup, test_split, bits: int) -> None:
     model = compressed(setup, bits)
     assert set(layer_bits(model).values()) == {bits}
-    assert int8.int8_applicable(model)
+    assert int8_applicable(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images, _ = test_split
 
-    converted = int8.to_int8(model, _calibration(setup), torch.rand(1, *setup.input_shape))
+    converted = to_int8(model, _calibration(setup), torch.rand(1, *setup.input_shape))
 
     assert converted is not model
     assert _has_parametrizations(model), "to_int8 stripped the fake-quant view"
@@ -114,25 +122,27 @@ def test_a_float_layer_rules_out_int8(setup, float_layer: str) -> None:
     model = compressed(setup, 8, float_layer=float_layer)
     assert float_layer not in layer_bits(model)
     assert len(layer_bits(model)) == len(setup.quantizable) - 1
-    assert not int8.int8_applicable(model)
-    stats = measure_latency(model, setup.input_shape, setup.config.latency, setup.device,
-                            lambda: _calibration(setup))
+    assert not int8_applicable(model)
+    stats = measure_latency(
+        model, setup.input_shape, setup.config.latency, setup.device, lambda: _calibration(setup)
+    )
     assert stats.form == FLOAT_FORM
     assert stats.other_forms == {}
     assert 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
 
 
 def test_unquantized_model_is_not_int8_applicable(setup) -> None:
-    assert not int8.int8_applicable(setup.base_model)
+    assert not int8_applicable(setup.base_model)
 
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_latency_times_both_forms_and_reports_the_faster(setup, bits: int) -> None:
     model = compressed(setup, bits)
-    stats = measure_latency(model, setup.input_shape, setup.config.latency, setup.device,
-                            lambda: _calibration(setup))
+    stats = measure_latency(
+        model, setup.input_shape, setup.config.latency, setup.device, lambda: _calibration(setup)
+    )
     forms = {stats.form, *stats.other_forms}
-    assert forms == {FLOAT_FORM, int8.form_name()}
+    assert forms == {FLOAT_FORM, form_name()}
     assert len(stats.other_forms) == 1
     (other,) = stats.other_forms.values()
     assert 0 < stats.median_ms <= other
@@ -143,8 +153,9 @@ def test_latency_times_both_forms_and_reports_the_faster(setup, bits: int) -> No
 def test_int8_switch_and_missing_calibration_time_float_only(setup) -> None:
     model = compressed(setup, 8)
     off = dataclasses.replace(setup.config.latency, int8=False)
-    stats = measure_latency(model, setup.input_shape, off, setup.device,
-                            lambda: _calibration(setup))
+    stats = measure_latency(
+        model, setup.input_shape, off, setup.device, lambda: _calibration(setup)
+    )
     assert (stats.form, stats.other_forms) == (FLOAT_FORM, {})
     stats = measure_latency(model, setup.input_shape, setup.config.latency, setup.device)
     assert (stats.form, stats.other_forms) == (FLOAT_FORM, {})

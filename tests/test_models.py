@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.config import config_from_dict
-from search.errors import BadInput
-from search.models import build_model
-from search.packing import size_bytes
-from search.pruning import layer_widths
-from search.trial import StudySetup, run_trial
+from search.compress import layer_widths, size_bytes
+from search.core import BadInput
+from search.study import StudySetup, config_from_dict, run_trial
+from search.zoo import build_model
 
 FACTORY = '''
 from torch import nn
@@ -39,8 +37,7 @@ def test_import_path_factory_is_pruned_quantized_and_scored(user_models, tiny_co
     tiny_config["model"]["name"] = f"{user_models}:build"
     setup = StudySetup.build(config_from_dict(tiny_config))
     assert setup.prunable == ["0", "3"]
-    params = {p.name: (p.high if p.kind != "categorical" else p.choices[0])
-              for p in setup.space()}
+    params = {p.name: (p.high if p.kind != "categorical" else p.choices[0]) for p in setup.space()}
     params.update(epochs=1, epsilon=0.05, strategy="adversarial")
     outcome = run_trial(setup, params)
     widths = layer_widths(outcome.model)

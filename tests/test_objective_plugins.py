@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 import objectives.registry as registry
 from objectives import available, get_objective
 from search.cli import main
-from search.errors import BadInput
+from search.core import BadInput
 
 DIST = "aer-search-test-plugin"
 SCRIPT = Path(sys.executable).parent / "search"
@@ -66,24 +66,25 @@ SOURCES = {
             """Sum of absolute weights."""
             return float(sum(p.detach().abs().sum() for p in ctx.model.parameters()))
     ''',
-    "aertest_broken": '''
+    "aertest_broken": """
         import aertest_missing_dependency  # not installed: this plug-in cannot import
 
         broken = None
-    ''',
-    "aertest_clash": '''
+    """,
+    "aertest_clash": """
         from objectives import objective
 
         @objective("size_bytes", direction="minimize")
         def fake_size(ctx):
             return 0.0
-    ''',
+    """,
 }
 
 
 def pip(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -116,12 +117,14 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def search(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "AER_SEARCH_STORAGE"}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_search_objectives_lists_plugins_with_distribution_and_direction(
-        installed_plugin: str, tmp_path: Path) -> None:
+    installed_plugin: str, tmp_path: Path
+) -> None:
     """Guards: the console script finds installed plug-ins, names their distribution, and
     lists a broken one with its import error instead of crashing."""
     done = search("objectives", "--json", cwd=tmp_path)
@@ -129,7 +132,10 @@ def test_search_objectives_lists_plugins_with_distribution_and_direction(
     rows = {row["name"]: row for row in json.loads(done.stdout)}
     energy = rows["aertest_energy_mj"]
     assert (energy["direction"], energy["origin"], energy["distribution"]) == (
-        "minimize", "entry-point", installed_plugin)
+        "minimize",
+        "entry-point",
+        installed_plugin,
+    )
     assert installed_plugin in energy["source"]
     assert energy["description"] == "A toy energy model: one microjoule per stored weight."
     assert rows["aertest_weight_norm"]["distribution"] == installed_plugin  # module form
@@ -148,16 +154,20 @@ def test_search_objectives_lists_plugins_with_distribution_and_direction(
     assert "BROKEN" in next(x for x in table.stdout.splitlines() if x.startswith("aertest_broken"))
 
 
-def test_broken_plugin_is_named_when_a_config_needs_it(installed_plugin: str, fresh_registry,
-                                                       tiny_config, write_config, tmp_path,
-                                                       monkeypatch, capsys) -> None:
+def test_broken_plugin_is_named_when_a_config_needs_it(
+    installed_plugin: str, fresh_registry, tiny_config, write_config, tmp_path, monkeypatch, capsys
+) -> None:
     """Guards: needing a plug-in that cannot import is exit 2 with one line naming the
     entry point, its distribution and the import error; nothing is written."""
     with pytest.raises(BadInput) as info:
         get_objective("aertest_broken")
     message = str(info.value)
-    for part in ("'aertest_broken'", repr(installed_plugin), "ModuleNotFoundError",
-                 "aertest_missing_dependency"):
+    for part in (
+        "'aertest_broken'",
+        repr(installed_plugin),
+        "ModuleNotFoundError",
+        "aertest_missing_dependency",
+    ):
         assert part in message
 
     monkeypatch.chdir(tmp_path)
@@ -178,20 +188,27 @@ def test_unknown_name_mentions_broken_plugins(installed_plugin: str, fresh_regis
     assert "aertest_missing_dependency" in str(info.value)
 
 
-def test_plugin_objective_runs_in_a_study(installed_plugin: str, fresh_registry, tiny_config,
-                                          write_config, tmp_path, monkeypatch) -> None:
+def test_plugin_objective_runs_in_a_study(
+    installed_plugin: str, fresh_registry, tiny_config, write_config, tmp_path, monkeypatch
+) -> None:
     """Guards: a study optimising entry-point objectives completes a trial and stores them."""
     monkeypatch.chdir(tmp_path)
-    tiny_config.update(study="plugged", trials=1,
-                       objectives=["robust_accuracy", "aertest_energy_mj", "aertest_weight_norm"])
+    tiny_config.update(
+        study="plugged",
+        trials=1,
+        objectives=["robust_accuracy", "aertest_energy_mj", "aertest_weight_norm"],
+    )
     url = "sqlite:///plugins.db"
     assert main(["run", str(write_config(tiny_config)), "--storage", url, "--json"]) == 0
     study = optuna.load_study(study_name="plugged", storage=url)
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
     metrics = trial.user_attrs["metrics"]
-    assert trial.values == [metrics["robust_accuracy"], metrics["aertest_energy_mj"],
-                            metrics["aertest_weight_norm"]]
+    assert trial.values == [
+        metrics["robust_accuracy"],
+        metrics["aertest_energy_mj"],
+        metrics["aertest_weight_norm"],
+    ]
     assert 0 < metrics["aertest_energy_mj"] < 100  # the tiny CNN has < 100k weights
     assert study.directions[1] == optuna.study.StudyDirection.MINIMIZE
     sources = {o.name: o.source for o in available()}

@@ -10,8 +10,8 @@ import pytest
 
 import objectives.registry as registry
 from objectives import BUILT_IN_METRICS, Objective, available, get_objective, objective
-from search.config import config_from_dict
-from search.errors import BadInput
+from search.core import BadInput
+from search.study import config_from_dict
 
 PLUGIN_SOURCE = textwrap.dedent("""
     from objectives import objective
@@ -46,12 +46,15 @@ def plugin(tmp_path, monkeypatch, isolated_registry):
     sys.modules.pop(name, None)
 
 
-@pytest.mark.parametrize(("name", "direction"), [
-    ("robust_accuracy", "maximize"),
-    ("clean_accuracy", "maximize"),
-    ("latency_ms", "minimize"),
-    ("size_bytes", "minimize"),
-])
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [
+        ("robust_accuracy", "maximize"),
+        ("clean_accuracy", "maximize"),
+        ("latency_ms", "minimize"),
+        ("size_bytes", "minimize"),
+    ],
+)
 def test_builtin_objectives_and_directions(name: str, direction: str) -> None:
     """Guards: the four built-ins are registered with the right direction."""
     found = get_objective(name)

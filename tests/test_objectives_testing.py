@@ -29,8 +29,15 @@ def _private_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_builtin_is_checked() -> None:
     """Guards: the parametrized list below really covers the extras too."""
-    assert {"robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes", "flops", "params",
-            "robust_accuracy_l2"} <= set(BUILT_INS)
+    assert {
+        "robust_accuracy",
+        "clean_accuracy",
+        "latency_ms",
+        "size_bytes",
+        "flops",
+        "params",
+        "robust_accuracy_l2",
+    } <= set(BUILT_INS)
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
@@ -78,15 +85,18 @@ def raises(ctx) -> float:
     raise RuntimeError("boom")
 
 
-@pytest.mark.parametrize(("fn", "rule", "words"), [
-    (mutates_weights, "unchanged", "weights or buffers"),
-    (updates_batchnorm, "unchanged", "running_mean"),
-    (returns_nan, "finite", "nan"),
-    (returns_text, "finite", "not a number"),
-    (not_deterministic, "deterministic", "same model and seed"),
-    (flips_mode, "mode", "train mode"),
-    (raises, "finite", "RuntimeError: boom"),
-])
+@pytest.mark.parametrize(
+    ("fn", "rule", "words"),
+    [
+        (mutates_weights, "unchanged", "weights or buffers"),
+        (updates_batchnorm, "unchanged", "running_mean"),
+        (returns_nan, "finite", "nan"),
+        (returns_text, "finite", "not a number"),
+        (not_deterministic, "deterministic", "same model and seed"),
+        (flips_mode, "mode", "train mode"),
+        (raises, "finite", "RuntimeError: boom"),
+    ],
+)
 def test_contract_catches_a_bad_objective(fn, rule: str, words: str) -> None:
     """Guards: each kind of bad objective is caught by its rule, with a reason."""
     problems = contract_problems(fn)
@@ -101,15 +111,20 @@ def test_a_good_objective_breaks_no_rule() -> None:
     def weight_count(ctx) -> float:
         return float(sum(p.numel() for p in ctx.model.parameters()))
 
-    assert contract_problems(weight_count) == {"finite": [], "deterministic": [],
-                                               "unchanged": [], "mode": []}
+    assert contract_problems(weight_count) == {
+        "finite": [],
+        "deterministic": [],
+        "unchanged": [],
+        "mode": [],
+    }
     assert check_objective(weight_count) > 0
 
 
 def test_measurements_declared_so_are_not_held_to_equal_values() -> None:
     """Guards: deterministic=False (a timing) skips only the determinism rule."""
-    noisy = objective("unit_test_noisy", direction="minimize",
-                      deterministic=False)(not_deterministic)
+    noisy = objective("unit_test_noisy", direction="minimize", deterministic=False)(
+        not_deterministic
+    )
     assert isinstance(noisy, Objective) and not noisy.deterministic
     assert check_objective(noisy) >= 0
     assert contract_problems(not_deterministic, deterministic=False)["deterministic"] == []

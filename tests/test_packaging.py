@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from search.config import PRESETS_DIR, StudyConfig, load_config
+from search.config import PRESETS_DIR, StudyConfig
+from search.study import load_config
 
 
 def test_digits_preset_spells_out_the_defaults() -> None:
@@ -18,8 +19,7 @@ def test_digits_preset_spells_out_the_defaults() -> None:
 def test_torchattacks_does_not_import_requests() -> None:
     """The README's `--no-deps torchattacks` advice holds only while this is true."""
     code = "import sys, torchattacks; print('requests' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from search.processes import alive, start_ticks
+from search.core import alive, start_ticks
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

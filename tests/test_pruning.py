@@ -6,15 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from search.data import DataInfo
-from search.models import build_model
-from search.pruning import (
-    layer_widths,
-    prunable_layers,
-    prune,
-    prune_to_widths,
-    weighted_layers,
-)
+from search.compress import layer_widths, prunable_layers, prune, prune_to_widths, weighted_layers
+from search.zoo import DataInfo, build_model
 
 INFO = DataInfo(num_classes=10, in_channels=1, image_size=8, mean=(0.3,), std=(0.45,))
 PRUNABLE = ["conv1", "conv2", "conv3", "fc1"]
@@ -96,8 +89,9 @@ def test_prune_one_layer_leaves_the_others(ratio: float) -> None:
     prune(model, {"fc1": ratio}, _example())
     after = layer_widths(model)
     assert abs(after["fc1"] - round(before["fc1"] * (1 - ratio))) <= 1
-    assert {k: v for k, v in after.items() if k != "fc1"} == \
-        {k: v for k, v in before.items() if k != "fc1"}
+    assert {k: v for k, v in after.items() if k != "fc1"} == {
+        k: v for k, v in before.items() if k != "fc1"
+    }
     _check_consistent(model)
 
 
@@ -126,8 +120,9 @@ def test_prune_to_widths_reproduces_pruned_architecture() -> None:
     fresh = prune_to_widths(_model(seed=2), widths, _example())
 
     assert layer_widths(fresh) == widths
-    assert {k: v.shape for k, v in fresh.state_dict().items()} == \
-        {k: v.shape for k, v in pruned.state_dict().items()}
+    assert {k: v.shape for k, v in fresh.state_dict().items()} == {
+        k: v.shape for k, v in pruned.state_dict().items()
+    }
     fresh.load_state_dict(pruned.state_dict())  # strict
     fresh.eval()
     x = torch.rand(6, 1, 8, 8)

@@ -11,18 +11,26 @@ from safetensors import safe_open
 from torch import nn
 from torch.nn.utils import parametrize
 
-from search import packing
-from search.data import DataInfo
-from search.models import build_model
-from search.pruning import layer_widths, prune, prune_to_widths, weighted_layers
-from search.quantization import (
+from search.compress import (
+    PACKED,
+    SCALE,
     FakeQuantWeight,
     bake,
     layer_bits,
+    layer_widths,
+    load_packed,
+    pack_codes,
+    prune,
+    prune_to_widths,
     quant_range,
     quantize_tensor,
     quantize_weights,
+    save_packed,
+    size_bytes,
+    unpack_codes,
+    weighted_layers,
 )
+from search.zoo import DataInfo, build_model
 
 BITS = list(range(2, 9))
 INFO = DataInfo(num_classes=10, in_channels=1, image_size=8, mean=(0.3,), std=(0.45,))
@@ -74,8 +82,11 @@ def test_fake_quant_weights_lie_on_per_channel_grid(bits: int, layer_kind: str) 
     error = (quantized - original.detach()).abs().flatten(1).max(dim=1).values
     assert torch.all(error <= scale / 2 * (1 + 1e-4) + 1e-7)
     # The largest |w| of each channel lands exactly on +-qmax.
-    assert torch.allclose(ratio.abs().flatten(1).max(dim=1).values,
-                          torch.full((ratio.shape[0],), float(qmax)), atol=1e-4)
+    assert torch.allclose(
+        ratio.abs().flatten(1).max(dim=1).values,
+        torch.full((ratio.shape[0],), float(qmax)),
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("bits", BITS)
@@ -131,10 +142,10 @@ def test_pack_unpack_round_trip(bits: int, numel: int) -> None:
     codes[0] = qmin
     if numel > 1:
         codes[-1] = qmax
-    packed = packing.pack_codes(codes, bits)
+    packed = pack_codes(codes, bits)
     assert packed.dtype == torch.uint8
     assert packed.numel() == math.ceil(numel * bits / 8)
-    unpacked = packing.unpack_codes(packed, bits, numel)
+    unpacked = unpack_codes(packed, bits, numel)
     assert unpacked.dtype == torch.int32
     assert torch.equal(unpacked, codes)
 
@@ -144,8 +155,8 @@ def test_pack_round_trip_of_multidimensional_codes(bits: int) -> None:
     """Guards: conv-shaped codes survive flatten -> pack -> unpack -> reshape."""
     weight = torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(bits))
     codes, _ = quantize_tensor(weight, bits)
-    packed = packing.pack_codes(codes, bits)
-    back = packing.unpack_codes(packed, bits, codes.numel()).reshape(codes.shape)
+    packed = pack_codes(codes, bits)
+    back = unpack_codes(packed, bits, codes.numel()).reshape(codes.shape)
     assert torch.equal(back, codes)
 
 
@@ -163,13 +174,13 @@ def test_size_bytes_equals_tensor_bytes_of_saved_file(tmp_path) -> None:
     """Guards: the size metric is exactly what `save_packed` writes (no drift)."""
     model = quantize_weights(_digits_cnn(), MIXED_BITS)
     path = tmp_path / "model.safetensors"
-    packing.save_packed(model, path, {"note": "test"})
-    assert packing.size_bytes(model) == _file_bytes(path)
+    save_packed(model, path, {"note": "test"})
+    assert size_bytes(model) == _file_bytes(path)
     with safe_open(str(path), framework="pt") as handle:
         keys = set(handle.keys())
     for name, bits in MIXED_BITS.items():
         if bits < 32:
-            assert name + packing.PACKED in keys and name + packing.SCALE in keys
+            assert name + PACKED in keys and name + SCALE in keys
             assert name + ".weight" not in keys
         else:
             assert name + ".weight" in keys
@@ -180,15 +191,15 @@ def test_size_bytes_of_float_model_is_its_state_dict() -> None:
     """Guards: with nothing quantized, size is the plain state dict's bytes."""
     model = _digits_cnn()
     expected = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    assert packing.size_bytes(model) == expected
+    assert size_bytes(model) == expected
 
 
 def test_size_bytes_shrinks_from_8_to_4_bits_by_the_packed_difference() -> None:
     """Guards: halving the bits halves the packed weight bytes, scales and the rest unchanged."""
     names = _layer_names(_digits_cnn())
-    size8 = packing.size_bytes(quantize_weights(_digits_cnn(), dict.fromkeys(names, 8)))
-    size4 = packing.size_bytes(quantize_weights(_digits_cnn(), dict.fromkeys(names, 4)))
-    float_size = packing.size_bytes(_digits_cnn())
+    size8 = size_bytes(quantize_weights(_digits_cnn(), dict.fromkeys(names, 8)))
+    size4 = size_bytes(quantize_weights(_digits_cnn(), dict.fromkeys(names, 4)))
+    float_size = size_bytes(_digits_cnn())
     assert size4 < size8 < float_size
     numels = [m.weight.numel() for m in weighted_layers(_digits_cnn()).values()]
     assert size8 - size4 == sum(n - math.ceil(n * 4 / 8) for n in numels)
@@ -198,8 +209,8 @@ def test_load_packed_reproduces_quantized_outputs(tmp_path) -> None:
     """Guards: the exported file, dequantized into a fresh model, computes the same logits."""
     model = quantize_weights(_digits_cnn(), MIXED_BITS)
     path = tmp_path / "model.safetensors"
-    packing.save_packed(model, path, {"study": "unit"})
-    state, bits, metadata = packing.load_packed(path)
+    save_packed(model, path, {"study": "unit"})
+    state, bits, metadata = load_packed(path)
     assert bits == {k: v for k, v in MIXED_BITS.items() if v < 32}
     assert metadata["study"] == "unit"
 
@@ -217,12 +228,13 @@ def test_load_packed_into_pruned_architecture(tmp_path) -> None:
     prune(model, {"conv1": 0.5, "conv3": 0.25, "fc1": 0.5}, torch.rand(1, 1, 8, 8))
     quantize_weights(model, {"conv1": 3, "conv2": 5, "conv3": 6, "fc1": 2, "fc2": 7})
     path = tmp_path / "pruned.safetensors"
-    packing.save_packed(model, path, {})
-    assert packing.size_bytes(model) == _file_bytes(path)
-    state, _, _ = packing.load_packed(path)
+    save_packed(model, path, {})
+    assert size_bytes(model) == _file_bytes(path)
+    state, _, _ = load_packed(path)
 
-    fresh = prune_to_widths(build_model("digits-cnn", INFO), layer_widths(model),
-                            torch.rand(1, 1, 8, 8))
+    fresh = prune_to_widths(
+        build_model("digits-cnn", INFO), layer_widths(model), torch.rand(1, 1, 8, 8)
+    )
     fresh.load_state_dict(state)
     fresh.eval()
     x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))

@@ -48,10 +48,13 @@ class Node:
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log.open("w")
-        self.process = subprocess.Popen([str(RAY), "start", "--block", "--num-cpus=1",
-                                         "--disable-usage-stats", *args], env=ray_env(),
-                                        stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [str(RAY), "start", "--block", "--num-cpus=1", "--disable-usage-stats", *args],
+            env=ray_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -63,8 +66,12 @@ class Node:
 def wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = subprocess.run([str(RAY), "status", "--address", address], env=ray_env(),
-                                capture_output=True, text=True)
+        status = subprocess.run(
+            [str(RAY), "status", "--address", address],
+            env=ray_env(),
+            capture_output=True,
+            text=True,
+        )
         active = status.stdout.split("Pending:")[0]
         if active.count(" node_") >= count:
             return
@@ -74,11 +81,19 @@ def wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
 
 def node_id(address: str, manager_port: int) -> str:
     """The Ray node id of the node listening on `manager_port`."""
-    code = (f"import ray; ray.init(address={address!r}, configure_logging=False); "
-            f"print([n['NodeID'] for n in ray.nodes() if n['NodeManagerPort'] == "
-            f"{manager_port}][0])")
-    done = subprocess.run([sys.executable, "-c", code], env=ray_env(), capture_output=True,
-                          text=True, timeout=120, check=True)
+    code = (
+        f"import ray; ray.init(address={address!r}, configure_logging=False); "
+        f"print([n['NodeID'] for n in ray.nodes() if n['NodeManagerPort'] == "
+        f"{manager_port}][0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -90,17 +105,35 @@ def cluster(tmp_path):
     """
     port, agent_head, agent_node, manager = (free_port() for _ in range(4))
     address = f"127.0.0.1:{port}"
-    nodes = [Node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                   "--include-dashboard=false", f"--dashboard-agent-listen-port={agent_head}",
-                   "--min-worker-port=21000", "--max-worker-port=21499"],
-                  tmp_path / "head.log")]
+    nodes = [
+        Node(
+            [
+                "--head",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--include-dashboard=false",
+                f"--dashboard-agent-listen-port={agent_head}",
+                "--min-worker-port=21000",
+                "--max-worker-port=21499",
+            ],
+            tmp_path / "head.log",
+        )
+    ]
     try:
         wait_for_nodes(address, 1)
-        nodes.append(Node([f"--address={address}", "--node-ip-address=127.0.0.1",
-                           f"--dashboard-agent-listen-port={agent_node}",
-                           f"--node-manager-port={manager}",
-                           "--min-worker-port=21500", "--max-worker-port=21999"],
-                          tmp_path / "node.log"))
+        nodes.append(
+            Node(
+                [
+                    f"--address={address}",
+                    "--node-ip-address=127.0.0.1",
+                    f"--dashboard-agent-listen-port={agent_node}",
+                    f"--node-manager-port={manager}",
+                    "--min-worker-port=21500",
+                    "--max-worker-port=21999",
+                ],
+                tmp_path / "node.log",
+            )
+        )
         wait_for_nodes(address, 2)
         yield address, nodes[1], node_id(address, manager)
     finally:
@@ -117,8 +150,14 @@ def write_config(tiny_config: dict[str, Any], tmp_path: Path, trials: int) -> Pa
 
 
 def search(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(SCRIPT), *args], cwd=cwd, env=ray_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        env=ray_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def load(url: str) -> optuna.Study:
@@ -145,20 +184,32 @@ def trials_in(url: str, state: TrialState) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 def test_search_spreads_over_two_nodes_and_survives_losing_one(
-        cluster, tiny_config, tmp_path) -> None:
+    cluster, tiny_config, tmp_path
+) -> None:
     address, second, second_id = cluster
     url = f"sqlite:///{tmp_path / 'study.db'}"
     # trials of a few seconds each, so a trial is surely running when the node dies
     tiny_config["space"].update(epochs=[2, 3], strategies=["adversarial"], epsilon=[0.05, 0.1])
     tiny_config["finetune"]["steps"] = 10
     config = write_config(tiny_config, tmp_path, trials=6)
-    run = search("run", str(config), "--backend", "ray", "--address", address,
-                 "--storage", url, "--json", cwd=tmp_path)
+    run = search(
+        "run",
+        str(config),
+        "--backend",
+        "ray",
+        "--address",
+        address,
+        "--storage",
+        url,
+        "--json",
+        cwd=tmp_path,
+    )
 
     def second_node_mid_trial() -> bool:
         done = {t.user_attrs["ray"]["node"] for t in trials_in(url, TrialState.COMPLETE)}
-        running = {t.user_attrs.get("ray", {}).get("node")
-                   for t in trials_in(url, TrialState.RUNNING)}
+        running = {
+            t.user_attrs.get("ray", {}).get("node") for t in trials_in(url, TrialState.RUNNING)
+        }
         return len(done) == 2 and second_id in running
 
     wait_until(second_node_mid_trial, run)
@@ -174,9 +225,14 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     assert len(complete) >= 5  # the trial on the lost node was retried elsewhere
     front = json.loads(out)
     assert front and {row["trial"] for row in front} <= {t.number for t in complete}
-    pareto = subprocess.run([str(SCRIPT), "pareto", "--storage", url, "--validation-only",
-                             "--json"], cwd=tmp_path, env=ray_env(), capture_output=True,
-                            text=True, timeout=120)
+    pareto = subprocess.run(
+        [str(SCRIPT), "pareto", "--storage", url, "--validation-only", "--json"],
+        cwd=tmp_path,
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pareto.returncode == 0 and json.loads(pareto.stdout) == front
 
 
@@ -211,10 +267,24 @@ def test_an_interrupted_ray_run_resumes_and_keeps_its_trials(tiny_config, tmp_pa
 def test_unreachable_address_is_refused_in_seconds(tiny_config, tmp_path) -> None:
     config = write_config(tiny_config, tmp_path, trials=1)
     started = time.monotonic()
-    done = subprocess.run([str(SCRIPT), "run", str(config), "--backend", "ray", "--address",
-                           f"127.0.0.1:{free_port()}", "--storage",
-                           f"sqlite:///{tmp_path / 'x.db'}"], cwd=tmp_path, env=ray_env(),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(SCRIPT),
+            "run",
+            str(config),
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{free_port()}",
+            "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        cwd=tmp_path,
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("search: error: --address: nothing answers")
@@ -222,25 +292,32 @@ def test_unreachable_address_is_refused_in_seconds(tiny_config, tmp_path) -> Non
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--backend", "dask"], "--backend must be one of optuna, ray"),
-    (["--address", "127.0.0.1:6379"], "--address joins a Ray cluster"),
-    (["--backend", "ray", "--address", "nohost"], "--address must be HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--backend", "dask"], "--backend must be one of optuna, ray"),
+        (["--address", "127.0.0.1:6379"], "--address joins a Ray cluster"),
+        (["--backend", "ray", "--address", "nohost"], "--address must be HOST:PORT"),
+    ],
+)
 def test_bad_backend_flags_are_refused(args, field, tiny_config, tmp_path) -> None:
     config = write_config(tiny_config, tmp_path, trials=1)
-    done = subprocess.run([str(SCRIPT), "run", str(config), *args, "--storage",
-                           f"sqlite:///{tmp_path / 'x.db'}"], cwd=tmp_path, env=ray_env(),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(SCRIPT), "run", str(config), *args, "--storage", f"sqlite:///{tmp_path / 'x.db'}"],
+        cwd=tmp_path,
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and field in done.stderr
     assert not (tmp_path / "x.db").exists()
 
 
-def test_relative_file_storages_reach_ray_workers_as_absolute_paths(tmp_path,
-                                                                    monkeypatch) -> None:
+def test_relative_file_storages_reach_ray_workers_as_absolute_paths(tmp_path, monkeypatch) -> None:
     """Guards: Ray workers start in folders of their own, so `sqlite:///aer-search.db`
     (the default) must reach them as an absolute path."""
-    from search.storage import absolute_url
+    from search.study import absolute_url
 
     monkeypatch.chdir(tmp_path)
     assert absolute_url("sqlite:///aer-search.db") == f"sqlite:///{tmp_path}/aer-search.db"

@@ -48,11 +48,26 @@ def test_section_has_every_way_in() -> None:
     """Guards: the section keeps the examples the issue asks for, and its Python parses."""
     blocks = section_blocks()
     files = {file_path(code) for _, code in blocks} - {None}
-    assert {"mypkg/energy.py", "noise-plugin/pyproject.toml", "noise-plugin/aer_noise_plugin.py",
-            "mypkg/models.py", "mypkg/data.py", "mypkg/space.py", "study.yaml"} <= files
+    assert {
+        "mypkg/energy.py",
+        "noise-plugin/pyproject.toml",
+        "noise-plugin/aer_noise_plugin.py",
+        "mypkg/models.py",
+        "mypkg/data.py",
+        "mypkg/space.py",
+        "study.yaml",
+    } <= files
     code = "\n".join(c for lang, c in blocks if lang == "python")
-    for needed in ("@objective(", "check_objective", "ObjectiveContract", "run_search",
-                   "load_study_result", ".export(", ".to_dataframe()", ".model()"):
+    for needed in (
+        "@objective(",
+        "check_objective",
+        "ObjectiveContract",
+        "run_search",
+        "load_study_result",
+        ".export(",
+        ".to_dataframe()",
+        ".model()",
+    ):
         assert needed in code
     for lang, block in blocks:
         if lang == "python":
@@ -67,8 +82,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(work))
     monkeypatch.delenv("AER_SEARCH_STORAGE", raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        p for p in (str(work), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(work), os.environ.get("PYTHONPATH")) if p)
+    )
     get_objective("size_bytes")
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_BROKEN", {})
@@ -85,10 +101,17 @@ def run_line(line: str, work: Path, installed: list[str]) -> str:
     words = shlex.split(line)
     if words[:2] == ["pip", "install"]:
         target = work / words[2]
-        command = [sys.executable, "-m", "pip", "install", "--no-deps",
-                   "--no-build-isolation", "-q", str(target)]
-        installed.append(tomllib.loads((target / "pyproject.toml").read_text())
-                         ["project"]["name"])
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(target),
+        ]
+        installed.append(tomllib.loads((target / "pyproject.toml").read_text())["project"]["name"])
     elif words[0] == "search":
         command = [str(SCRIPT), *words[1:]]
     else:
@@ -141,20 +164,33 @@ def test_plug_in_your_own_runs_as_written(workdir: Path) -> None:
         assert run_written_tests(workdir) == 4
     finally:
         for dist in installed:
-            subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", dist],
-                           capture_output=True, timeout=300)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "uninstall", "-y", "-q", dist],
+                capture_output=True,
+                timeout=300,
+            )
         importlib.invalidate_caches()
 
-    listed = next(line for line in outputs["search objectives"].splitlines()
-                  if line.startswith("noisy_accuracy "))
+    listed = next(
+        line
+        for line in outputs["search objectives"].splitlines()
+        if line.startswith("noisy_accuracy ")
+    )
     assert "maximize" in listed and "entry point aer-noise-plugin" in listed
-    assert "sparsity.conv1: float in [0.0, 0.5] step 0.05" in outputs[
-        "search spaces --config study.yaml"]
+    assert (
+        "sparsity.conv1: float in [0.0, 0.5] step 0.05"
+        in outputs["search spaces --config study.yaml"]
+    )
     result = namespace["result"]
     assert len(result) >= 1
     assert len(result.study.trials) == 3  # run from the shell; Python resumed it
     for member in result:
-        assert set(member.params) == {"sparsity.conv1", "sparsity.conv2", "bits", "epsilon",
-                                      "epochs"}
+        assert set(member.params) == {
+            "sparsity.conv1",
+            "sparsity.conv2",
+            "bits",
+            "epsilon",
+            "epochs",
+        }
         assert member.metrics["noisy_accuracy"] <= 1.0
     assert (workdir / "front" / "pareto.csv").is_file()

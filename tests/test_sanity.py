@@ -14,9 +14,18 @@ import pytest
 import torch
 from torch import nn
 
-from search import sanity
-from search.evaluation import clean_accuracy, robust_accuracy
-from search.trial import StudySetup
+from search.robust import (
+    Check,
+    clean_accuracy,
+    large_epsilon_breaks,
+    model_checks,
+    more_steps_do_not_help,
+    robust_accuracy,
+    robust_not_above_clean,
+    transfer_not_stronger,
+    warn_failures,
+)
+from search.study import StudySetup
 
 N_EVAL = 128  # validation images: one batch
 
@@ -96,17 +105,15 @@ def zeroed(tiny_setup: StudySetup) -> nn.Module:
     return Masked(0.0, tiny_setup.base_model).eval()
 
 
-def _check(tiny_setup, val_batch_loader, name: str, model: nn.Module, **extra) -> sanity.Check:
+def _check(tiny_setup, val_batch_loader, name: str, model: nn.Module, **extra) -> Check:
     threat, thresholds = tiny_setup.config.evaluation, tiny_setup.config.sanity
     if name == "large-epsilon":
-        return sanity.large_epsilon_breaks(
-            model, val_batch_loader, threat, thresholds, tiny_setup.device
-        )
+        return large_epsilon_breaks(model, val_batch_loader, threat, thresholds, tiny_setup.device)
     if name == "more-steps":
-        return sanity.more_steps_do_not_help(
+        return more_steps_do_not_help(
             model, val_batch_loader, threat, thresholds, tiny_setup.device
         )
-    return sanity.transfer_not_stronger(
+    return transfer_not_stronger(
         model, extra["base"], val_batch_loader, threat, thresholds, tiny_setup.device
     )
 
@@ -138,7 +145,7 @@ def test_masked_models_compute_the_base_function(
 
 def test_every_check_passes_on_the_base_model(tiny_setup, val_batch_loader) -> None:
     base = tiny_setup.base_model
-    checks = sanity.model_checks(
+    checks = model_checks(
         base,
         val_batch_loader,
         tiny_setup.config.evaluation,
@@ -148,11 +155,11 @@ def test_every_check_passes_on_the_base_model(tiny_setup, val_batch_loader) -> N
     )
     assert [c.name for c in checks] == ["large-epsilon", "more-steps", "transfer"]
     assert all(c.passed for c in checks), checks
-    assert sanity.warn_failures(checks, "the base model") == []
+    assert warn_failures(checks, "the base model") == []
 
 
 def test_model_checks_without_base_skips_transfer(tiny_setup, val_batch_loader) -> None:
-    checks = sanity.model_checks(
+    checks = model_checks(
         tiny_setup.base_model,
         val_batch_loader,
         tiny_setup.config.evaluation,
@@ -209,7 +216,7 @@ def test_zero_gradient_fails_transfer(tiny_setup, val_batch_loader, zeroed) -> N
     "robust,clean,passed", [(0.9, 0.8, False), (0.7, 0.8, True), (0.8, 0.8, True)]
 )
 def test_robust_not_above_clean(robust: float, clean: float, passed: bool) -> None:
-    check = sanity.robust_not_above_clean(robust, clean)
+    check = robust_not_above_clean(robust, clean)
     assert check.passed is passed
     assert check.name == "robust<=clean"
     assert check.to_dict() == {"name": check.name, "passed": passed, "detail": check.detail}
@@ -217,12 +224,12 @@ def test_robust_not_above_clean(robust: float, clean: float, passed: bool) -> No
 
 def test_warn_failures_logs_each_failure_naming_the_trial(caplog) -> None:
     checks = [
-        sanity.robust_not_above_clean(0.9, 0.8),
-        sanity.robust_not_above_clean(0.7, 0.8),
-        sanity.Check("transfer", False, "white-box robust 0.9, transfer 0.1"),
+        robust_not_above_clean(0.9, 0.8),
+        robust_not_above_clean(0.7, 0.8),
+        Check("transfer", False, "white-box robust 0.9, transfer 0.1"),
     ]
-    with caplog.at_level(logging.WARNING, logger="search.sanity"):
-        failed = sanity.warn_failures(checks, "trial 17")
+    with caplog.at_level(logging.WARNING, logger="search.robust._sanity"):
+        failed = warn_failures(checks, "trial 17")
     assert failed == ["robust<=clean", "transfer"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
@@ -231,6 +238,6 @@ def test_warn_failures_logs_each_failure_naming_the_trial(caplog) -> None:
     assert "transfer" in warnings[1].getMessage()
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="search.sanity"):
-        assert sanity.warn_failures(checks[1:2], "trial 18") == []
+    with caplog.at_level(logging.WARNING, logger="search.robust._sanity"):
+        assert warn_failures(checks[1:2], "trial 18") == []
     assert not caplog.records

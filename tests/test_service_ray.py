@@ -38,20 +38,40 @@ def dashboard_missing() -> str | None:
 def ray_head(tmp_path: Path) -> str:
     missing = dashboard_missing()
     if missing:
-        pytest.skip(f"Ray's job API needs the dashboard's packages ({missing} is missing): "
-                    f"pip install 'aer-search[service-ray]'")
+        pytest.skip(
+            f"Ray's job API needs the dashboard's packages ({missing} is missing): "
+            f"pip install 'aer-search[service-ray]'"
+        )
     port, dashboard = free_port(), free_port()
     # jobs run `python -m search.cli`: this environment's python must come first on PATH
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     temp = Path("/tmp") / f"aer-ray-{port}"  # short: Ray's socket paths have a length limit
     log = open(tmp_path / "ray-head.log", "w")  # noqa: SIM115
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=2",
-                             "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-                             f"--port={port}", f"--dashboard-port={dashboard}",
-                             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                             f"--temp-dir={temp}"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--dashboard-port={dashboard}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--temp-dir={temp}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{dashboard}"
     try:
         import httpx

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 from service_harness import Service, fast_config, pretrain_base, wait_until
 
-from search.processes import start_ticks
+from search.core import start_ticks
 
 pytestmark = pytest.mark.slow
 NAME = "survivor"
@@ -28,14 +28,22 @@ def complete_rows(service: Service) -> list[dict]:
 
 
 def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     pretrain_base(fast_config("warm-up"))
     first = Service(tmp_path).start()
     try:
-        assert first.client.post("/api/studies",
-                                 json=fast_config(NAME, trials=40)).status_code == 201
-        wait_until(lambda: first.client.get(f"/api/studies/{NAME}").status_code == 200
-                   and first.study(NAME)["trials"]["complete"] >= 1, 240, "a first trial")
+        assert (
+            first.client.post("/api/studies", json=fast_config(NAME, trials=40)).status_code == 201
+        )
+        wait_until(
+            lambda: (
+                first.client.get(f"/api/studies/{NAME}").status_code == 200
+                and first.study(NAME)["trials"]["complete"] >= 1
+            ),
+            240,
+            "a first trial",
+        )
         before = complete_rows(first)
         pid = first.study(NAME)["processes"][0]["pid"]
         first.kill()
@@ -49,7 +57,7 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
         assert study["state"] == "running" and study["started_by_service"]
         assert [p["pid"] for p in study["processes"]] == [pid]
         after = complete_rows(second)
-        assert after[:len(before)] == before  # finished trials intact, exactly
+        assert after[: len(before)] == before  # finished trials intact, exactly
         _page_lists(second)
 
         stopped = second.client.post(f"/api/studies/{NAME}/stop")
@@ -66,13 +74,16 @@ def test_a_killed_service_comes_back_with_its_study_which_it_can_stop_and_resume
         assert resumed.status_code == 200, resumed.text
         assert resumed.json()["state"] in ("starting", "running")
         assert second.client.post(f"/api/studies/{NAME}/resume").status_code == 409
-        wait_until(lambda: second.study(NAME)["trials"]["finished"] > finished, 240,
-                   "a trial after the resume")
+        wait_until(
+            lambda: second.study(NAME)["trials"]["finished"] > finished,
+            240,
+            "a trial after the resume",
+        )
         again = second.client.post(f"/api/studies/{NAME}/stop")  # this instance's child
         assert again.status_code == 200 and again.json()["state"] == "stopped", again.text
         processes = again.json()["processes"]
         assert len(processes) == 2 and all("exit_code" in p for p in processes)
-        assert complete_rows(second)[:len(before)] == before
+        assert complete_rows(second)[: len(before)] == before
     finally:
         second.close()
 
@@ -84,8 +95,9 @@ def _page_lists(service: Service) -> None:
     if sync_api is None:
         return  # test_service.py skips its browser test with the reason
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                             args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox"]
+        )
         try:
             page = browser.new_page()
             page.goto(service.url + "/")

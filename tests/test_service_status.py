@@ -18,23 +18,35 @@ from optuna.trial import TrialState, create_trial
 
 from search.service import _status
 from search.service._runs import Run, RunState
-from search.storage import open_storage
+from search.study import open_storage
 
 
 def make_study(url: str, name: str = "s") -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=url,
-                                directions=["maximize", "minimize", "minimize"])
+    study = optuna.create_study(
+        study_name=name, storage=url, directions=["maximize", "minimize", "minimize"]
+    )
     study.set_user_attr("config", {"trials": 60})
     return study
 
 
-def add(study: optuna.Study, values: list[float] | None, feasible: bool = True,
-        state: TrialState = TrialState.COMPLETE, metrics: dict | None = None) -> None:
+def add(
+    study: optuna.Study,
+    values: list[float] | None,
+    feasible: bool = True,
+    state: TrialState = TrialState.COMPLETE,
+    metrics: dict | None = None,
+) -> None:
     system = {"constraints": [0.0 if feasible else 1.0]}
-    study.add_trial(create_trial(
-        state=state, values=values, params={"x": 0.5},
-        distributions={"x": FloatDistribution(0, 1)}, system_attrs=system,
-        user_attrs={"metrics": metrics or {}} if state == TrialState.COMPLETE else {}))
+    study.add_trial(
+        create_trial(
+            state=state,
+            values=values,
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            system_attrs=system,
+            user_attrs={"metrics": metrics or {}} if state == TrialState.COMPLETE else {},
+        )
+    )
 
 
 @pytest.fixture
@@ -78,8 +90,10 @@ def test_states_follow_the_storage_and_the_service_runs(url: str) -> None:
     study = make_study(url)
     stopped = RunState([Run("run", time.time(), pid=1, exit_code=130)], time.time())
     crashed = RunState([Run("run", time.time(), pid=1, exit_code=1)])
-    assert _status.summary(None, "s", RunState([Run("run", 0, pid=1)]), True,
-                           [])["state"] == "starting"
+    assert (
+        _status.summary(None, "s", RunState([Run("run", 0, pid=1)]), True, [])["state"]
+        == "starting"
+    )
     assert _status.summary(None, "s", crashed, False, ["boom"])["log_tail"] == ["boom"]
     assert _status.summary(study, "s", stopped, False, [])["state"] == "stopped"
     assert _status.summary(study, "s", crashed, False, [])["state"] == "failed"
@@ -91,8 +105,7 @@ def test_states_follow_the_storage_and_the_service_runs(url: str) -> None:
 
 def test_rows_carry_no_nan_and_keep_stored_numbers(url: str) -> None:
     study = make_study(url)
-    add(study, [1 / 3, 1.0, 2.0], metrics={"robust_accuracy": 1 / 3,
-                                            "latency_ms": float("nan")})
+    add(study, [1 / 3, 1.0, 2.0], metrics={"robust_accuracy": 1 / 3, "latency_ms": float("nan")})
     (row,) = _status.trial_rows(study)
     assert row["robust_accuracy"] == 1 / 3  # not rounded to 15 digits
     assert "latency_ms" not in row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search.config import SpaceConfig
-from search.errors import BadInput
+from search.core import BadInput
 from spaces import Param, Plan, decode, expand
 
 PRUNABLE = ["conv1", "conv2", "conv3", "fc1"]
@@ -29,7 +29,9 @@ def test_layer_granularity_names_every_layer() -> None:
     assert _names(params) == [
         *(f"sparsity.{n}" for n in PRUNABLE),
         *(f"bits.{n}" for n in QUANTIZABLE),
-        "epsilon", "epochs", "strategy",
+        "epsilon",
+        "epochs",
+        "strategy",
     ]
     assert "sparsity.fc2" not in _names(params)
 
@@ -43,14 +45,27 @@ def test_global_granularity_has_one_knob_each() -> None:
 def test_group_granularity_uses_group_names() -> None:
     """Guards: 'group' gives one knob per configured group, named after it."""
     params = expand(_space(granularity="group", groups=GROUPS), PRUNABLE, QUANTIZABLE)
-    assert _names(params) == ["sparsity.convs", "sparsity.dense", "bits.convs", "bits.dense",
-                              "epsilon", "epochs", "strategy"]
+    assert _names(params) == [
+        "sparsity.convs",
+        "sparsity.dense",
+        "bits.convs",
+        "bits.dense",
+        "epsilon",
+        "epochs",
+        "strategy",
+    ]
 
 
 def test_param_ranges_follow_config() -> None:
     """Guards: ranges, steps and choices are the configured ones."""
-    config = _space(sparsity=[0.1, 0.6], sparsity_step=0.1, bits=[8, 4, 2, 4],
-                    epsilon=[0.0, 0.3], epsilon_step=0.05, epochs=[1, 4])
+    config = _space(
+        sparsity=[0.1, 0.6],
+        sparsity_step=0.1,
+        bits=[8, 4, 2, 4],
+        epsilon=[0.0, 0.3],
+        epsilon_step=0.05,
+        epochs=[1, 4],
+    )
     by_name = {p.name: p for p in expand(config, PRUNABLE, QUANTIZABLE)}
     sparsity = by_name["sparsity.conv2"]
     assert (sparsity.kind, sparsity.low, sparsity.high, sparsity.step) == ("float", 0.1, 0.6, 0.1)
@@ -89,8 +104,14 @@ def test_layer_decode_maps_each_value_to_its_layer() -> None:
 def test_group_decode_spreads_group_value_over_members() -> None:
     """Guards: a group's value reaches every layer its pattern matches."""
     config = _space(granularity="group", groups=GROUPS)
-    params = {"sparsity.convs": 0.3, "sparsity.dense": 0.5, "bits.convs": 4,
-              "bits.dense": 6, "epsilon": 0.0, "epochs": 0}
+    params = {
+        "sparsity.convs": 0.3,
+        "sparsity.dense": 0.5,
+        "bits.convs": 4,
+        "bits.dense": 6,
+        "epsilon": 0.0,
+        "epochs": 0,
+    }
     plan = decode(config, params, PRUNABLE, QUANTIZABLE)
     assert plan.sparsity == {"conv1": 0.3, "conv2": 0.3, "conv3": 0.3, "fc1": 0.5}
     assert plan.bits == {"conv1": 4, "conv2": 4, "conv3": 4, "fc1": 6, "fc2": 6}
@@ -99,8 +120,9 @@ def test_group_decode_spreads_group_value_over_members() -> None:
 def test_global_decode_applies_one_value_everywhere() -> None:
     """Guards: global knobs cover all prunable and all quantizable layers."""
     config = _space(granularity="global")
-    plan = decode(config, {"sparsity": 0.25, "bits": 5, "epsilon": 0.1, "epochs": 2},
-                  PRUNABLE, QUANTIZABLE)
+    plan = decode(
+        config, {"sparsity": 0.25, "bits": 5, "epsilon": 0.1, "epochs": 2}, PRUNABLE, QUANTIZABLE
+    )
     assert plan.sparsity == dict.fromkeys(PRUNABLE, 0.25)
     assert plan.bits == dict.fromkeys(QUANTIZABLE, 5)
 
@@ -138,22 +160,29 @@ def test_group_with_no_matching_layer_is_bad_input() -> None:
 
 def test_describe_is_readable() -> None:
     """Guards: Param.describe shows range/step or choices."""
-    assert Param("bits.fc2", "categorical", choices=(4, 8)).describe() == \
-        "bits.fc2: one of [4, 8]"
-    assert Param("epsilon", "float", 0.0, 0.2, 0.02).describe() == \
-        "epsilon: float in [0.0, 0.2] step 0.02"
+    assert Param("bits.fc2", "categorical", choices=(4, 8)).describe() == "bits.fc2: one of [4, 8]"
+    assert (
+        Param("epsilon", "float", 0.0, 0.2, 0.02).describe()
+        == "epsilon: float in [0.0, 0.2] step 0.02"
+    )
 
 
 def test_group_of_only_the_classifier_is_a_bits_group() -> None:
     """Guards: a group matching only the classifier (never pruned) still sets its bits."""
-    config = _space(granularity="group",
-                    groups={"convs": "conv*", "hidden": "fc1", "head": "fc2"})
+    config = _space(granularity="group", groups={"convs": "conv*", "hidden": "fc1", "head": "fc2"})
     names = _names(expand(config, PRUNABLE, QUANTIZABLE))
     assert "bits.head" in names
     assert "sparsity.head" not in names
     assert {"sparsity.convs", "sparsity.hidden", "bits.convs", "bits.hidden"} <= set(names)
-    params = {"sparsity.convs": 0.2, "sparsity.hidden": 0.4, "bits.convs": 4,
-              "bits.hidden": 2, "bits.head": 8, "epsilon": 0.0, "epochs": 0}
+    params = {
+        "sparsity.convs": 0.2,
+        "sparsity.hidden": 0.4,
+        "bits.convs": 4,
+        "bits.hidden": 2,
+        "bits.head": 8,
+        "epsilon": 0.0,
+        "epochs": 0,
+    }
     plan = decode(config, params, PRUNABLE, QUANTIZABLE)
     assert plan.bits == {"conv1": 4, "conv2": 4, "conv3": 4, "fc1": 2, "fc2": 8}
     assert plan.sparsity == {"conv1": 0.2, "conv2": 0.2, "conv3": 0.2, "fc1": 0.4}

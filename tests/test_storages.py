@@ -44,11 +44,14 @@ def front_numbers(study: optuna.Study) -> list[int]:
     return sorted(t.number for t in study.best_trials)
 
 
-def check_threat_model_is_fixed(config: dict[str, Any], write_config, url: str,
-                                storage: Any, capsys) -> None:
+def check_threat_model_is_fixed(
+    config: dict[str, Any], write_config, url: str, storage: Any, capsys
+) -> None:
     """Resuming under another evaluation epsilon is refused and runs nothing."""
-    before = [(t.number, t.state) for t in optuna.load_study(
-        study_name=config["study"], storage=storage).trials]
+    before = [
+        (t.number, t.state)
+        for t in optuna.load_study(study_name=config["study"], storage=storage).trials
+    ]
     changed = {**config, "evaluation": {**config["evaluation"], "epsilon": 0.2}}
     path = write_config(changed, "changed.yaml")
     capsys.readouterr()
@@ -57,13 +60,16 @@ def check_threat_model_is_fixed(config: dict[str, Any], write_config, url: str,
     line = one_error_line(captured.err)
     assert "'evaluation'" in line and config["study"] in line
     assert captured.out == ""
-    after = [(t.number, t.state) for t in optuna.load_study(
-        study_name=config["study"], storage=storage).trials]
+    after = [
+        (t.number, t.state)
+        for t in optuna.load_study(study_name=config["study"], storage=storage).trials
+    ]
     assert after == before
 
 
-def test_journal_file_storage(tiny_config, write_config, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_journal_file_storage(
+    tiny_config, write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(STORAGE_ENV, raising=False)
     config = quick(tiny_config, "journal-tiny")
@@ -123,8 +129,9 @@ def _postgres_or_skip() -> None:
         pytest.skip(f"no PostgreSQL at {POSTGRES}: {exc}")
 
 
-def test_postgresql_storage(tiny_config, write_config, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_postgresql_storage(
+    tiny_config, write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     _postgres_or_skip()
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(STORAGE_ENV, raising=False)
@@ -138,8 +145,9 @@ def test_postgresql_storage(tiny_config, write_config, tmp_path: Path,
         assert study.user_attrs["config"]["study"] == name
         # weights of a server storage go to ./aer-search.artifacts
         for trial in study.trials:
-            assert (tmp_path / "aer-search.artifacts" / trial.user_attrs["weights_artifact"]
-                    ).is_file()
+            assert (
+                tmp_path / "aer-search.artifacts" / trial.user_attrs["weights_artifact"]
+            ).is_file()
         front = front_numbers(study)
         first_values = [t.values for t in study.trials]
 
@@ -157,8 +165,7 @@ def test_postgresql_storage(tiny_config, write_config, tmp_path: Path,
         check_threat_model_is_fixed(config, write_config, POSTGRES, POSTGRES, capsys)
 
         # resuming the same study from the server runs only what is missing
-        assert main(["run", str(write_config(config)), "--storage", POSTGRES,
-                     "--trials", "3"]) == 0
+        assert main(["run", str(write_config(config)), "--storage", POSTGRES, "--trials", "3"]) == 0
         capsys.readouterr()
         again = optuna.load_study(study_name=name, storage=POSTGRES)
         assert [t.number for t in again.trials] == [0, 1, 2]

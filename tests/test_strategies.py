@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from search.config import SpaceConfig, config_from_dict
-from search.data import make_loader
-from search.finetune import cutoff_scale_examples, finetune, make_perturb
-from search.trial import StudySetup, compress
+from search.config import SpaceConfig
+from search.robust import cutoff_scale_examples, finetune, make_perturb
+from search.study import StudySetup, compress, config_from_dict
+from search.zoo import make_loader
 from spaces import Plan, decode, expand
 
 PRUNABLE = ["conv1", "conv2"]
@@ -158,20 +158,26 @@ def small_train(setup):
 
 
 def _compressed(setup) -> torch.nn.Module:
-    plan = Plan(sparsity={name: 0.25 for name in setup.prunable},
-                bits={name: 4 for name in setup.quantizable})
+    plan = Plan(
+        sparsity={name: 0.25 for name in setup.prunable},
+        bits={name: 4 for name in setup.quantizable},
+    )
     return compress(setup.base_model, plan, setup.input_shape, setup.device)
 
 
-@pytest.mark.parametrize("strategy,epsilon,clean_weight", [
-    ("standard", 0.0, 0.0),
-    ("adversarial", 0.1, 0.0),
-    ("blind", 0.1, 0.0),
-    ("adversarial", 0.1, 0.5),
-    ("blind", 0.1, 0.5),
-])
-def test_finetune_each_strategy(setup, small_train, strategy: str, epsilon: float,
-                                clean_weight: float) -> None:
+@pytest.mark.parametrize(
+    "strategy,epsilon,clean_weight",
+    [
+        ("standard", 0.0, 0.0),
+        ("adversarial", 0.1, 0.0),
+        ("blind", 0.1, 0.0),
+        ("adversarial", 0.1, 0.5),
+        ("blind", 0.1, 0.5),
+    ],
+)
+def test_finetune_each_strategy(
+    setup, small_train, strategy: str, epsilon: float, clean_weight: float
+) -> None:
     import dataclasses
 
     model = _compressed(setup)

@@ -8,9 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from search import evaluation
-from search.config import config_from_dict
-from search.errors import BadInput
+from search.core import BadInput
+from search.robust import (
+    clean_accuracy,
+    describe,
+    final_attacks,
+    robust_accuracy,
+    search_attacks,
+)
+from search.study import config_from_dict
 
 N_EVAL = 128
 
@@ -31,7 +37,7 @@ def _threat(**changes):
 
 def _attack(tiny_setup, threat, batch) -> torch.Tensor:
     images, labels = batch
-    (make,) = evaluation.search_attacks(threat)
+    (make,) = search_attacks(threat)
     torch.manual_seed(0)
     return make(tiny_setup.base_model)(images, labels)
 
@@ -67,10 +73,8 @@ def test_robust_accuracy_at_most_clean(
     tiny_setup, val_batch_loader, norm: str, epsilon: float, step_size: float
 ) -> None:
     threat = _threat(norm=norm, epsilon=epsilon, step_size=step_size)
-    clean = evaluation.clean_accuracy(tiny_setup.base_model, val_batch_loader, tiny_setup.device)
-    robust = evaluation.robust_accuracy(
-        tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device
-    )
+    clean = clean_accuracy(tiny_setup.base_model, val_batch_loader, tiny_setup.device)
+    robust = robust_accuracy(tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device)
     assert 0.0 <= robust <= clean
     assert robust < clean  # the attack finds something on an undefended model
 
@@ -78,10 +82,10 @@ def test_robust_accuracy_at_most_clean(
 def test_l2_budget_grows_with_epsilon(tiny_setup, val_batch_loader) -> None:
     small = _threat(norm="l2", epsilon=0.25, step_size=0.1)
     large = _threat(norm="l2", epsilon=2.0, step_size=0.5, steps=5)
-    robust_small = evaluation.robust_accuracy(
+    robust_small = robust_accuracy(
         tiny_setup.base_model, val_batch_loader, small, tiny_setup.device
     )
-    robust_large = evaluation.robust_accuracy(
+    robust_large = robust_accuracy(
         tiny_setup.base_model, val_batch_loader, large, tiny_setup.device
     )
     assert robust_large < robust_small
@@ -89,37 +93,33 @@ def test_l2_budget_grows_with_epsilon(tiny_setup, val_batch_loader) -> None:
 
 def test_final_attack_lists(tiny_setup) -> None:
     apgd = _threat(final_attack="apgd", final_steps=5, final_restarts=3)
-    attacks = evaluation.final_attacks(apgd, seed=0)
+    attacks = final_attacks(apgd, seed=0)
     assert len(attacks) == 2
     built = [make(tiny_setup.base_model) for make in attacks]
     assert [type(a).__name__ for a in built] == ["APGD", "APGD"]
     assert [a.loss for a in built] == ["ce", "dlr"]
     assert all(a.eps == apgd.epsilon and a.steps == 5 and a.n_restarts == 3 for a in built)
-    assert "APGD-CE + APGD-DLR" in evaluation.describe(apgd, final=True)
+    assert "APGD-CE + APGD-DLR" in describe(apgd, final=True)
 
     for restarts in (1, 3):
         pgd = _threat(final_attack="pgd", final_steps=7, final_restarts=restarts)
-        attacks = evaluation.final_attacks(pgd)
+        attacks = final_attacks(pgd)
         assert len(attacks) == restarts
         built = attacks[0](tiny_setup.base_model)
         assert type(built).__name__ == "PGD" and built.steps == 7
 
     l2 = _threat(norm="l2", epsilon=1.0, step_size=0.25, final_attack="pgd")
-    assert type(evaluation.final_attacks(l2)[0](tiny_setup.base_model)).__name__ == "PGDL2"
+    assert type(final_attacks(l2)[0](tiny_setup.base_model)).__name__ == "PGDL2"
     l2_apgd = _threat(norm="l2", epsilon=1.0, step_size=0.25, final_attack="apgd")
-    assert all(
-        make(tiny_setup.base_model).norm == "L2" for make in evaluation.final_attacks(l2_apgd)
-    )
+    assert all(make(tiny_setup.base_model).norm == "L2" for make in final_attacks(l2_apgd))
 
 
 @pytest.mark.parametrize("final", ["apgd", "pgd"])
 def test_final_attack_is_not_weaker_than_search(tiny_setup, val_batch_loader, final: str) -> None:
     threat = _threat(final_attack=final, final_steps=10, final_restarts=1)
-    search = evaluation.robust_accuracy(
-        tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device
-    )
-    attacks = evaluation.final_attacks(threat, seed=0, n_classes=10)
-    stronger = evaluation.robust_accuracy(
+    search = robust_accuracy(tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device)
+    attacks = final_attacks(threat, seed=0, n_classes=10)
+    stronger = robust_accuracy(
         tiny_setup.base_model, val_batch_loader, threat, tiny_setup.device, attacks=attacks
     )
     assert stronger <= search + 0.02, (search, stronger)
@@ -132,7 +132,7 @@ def test_final_attack_stays_in_the_ball(tiny_setup, batch) -> None:
         {"norm": "l2", "epsilon": 1.0, "step_size": 0.25},
     ):
         threat = _threat(final_attack="apgd", final_steps=5, final_restarts=1, **changes)
-        for make in evaluation.final_attacks(threat, seed=0):
+        for make in final_attacks(threat, seed=0):
             adversarial = make(tiny_setup.base_model)(images, labels)
             delta = (adversarial - images).flatten(1)
             distance = delta.abs().amax(1) if threat.norm == "linf" else delta.norm(dim=1)
@@ -153,6 +153,6 @@ def test_l2_epsilon_range_differs_from_linf() -> None:
     with pytest.raises(BadInput, match="evaluation.epsilon"):
         _threat(norm="linf", epsilon=2.0)
     assert _threat(norm="l2", epsilon=2.0).epsilon == 2.0
-    described = evaluation.describe(_threat(norm="l2", epsilon=1.0, step_size=0.25))
+    described = describe(_threat(norm="l2", epsilon=1.0, step_size=0.25))
     assert "L2 eps=1" in described
     assert dataclasses.asdict(_threat())["norm"] == "linf"

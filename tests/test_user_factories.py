@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
-from search.config import SpaceConfig, config_from_dict
-from search.data import load_splits
-from search.errors import BadInput
-from search.evaluation import clean_accuracy
-from search.trial import StudySetup, run_trial
+from search.config import SpaceConfig
+from search.core import BadInput
+from search.robust import clean_accuracy
+from search.study import StudySetup, config_from_dict, run_trial
+from search.zoo import load_splits
 from spaces import Param, Plan, decode, expand
 
 USER_MODULE = '''
@@ -20,7 +20,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
-from search.data import DataInfo, Splits
+from search.zoo._data import DataInfo, Splits
 from spaces import Param, Plan, Space
 
 
@@ -98,11 +98,14 @@ def test_data_factory_by_import_path_feeds_a_trial(user_module, tiny_config) -> 
     assert outcome.metrics["clean_accuracy"] > 0.15  # chance is 0.1
 
 
-@pytest.mark.parametrize(("factory", "words"), [
-    ("not_splits", "not a search.data.Splits"),
-    ("wrong_shape", "shape (3, 8, 8)"),
-    ("no_such_function", "has no 'no_such_function'"),
-])
+@pytest.mark.parametrize(
+    ("factory", "words"),
+    [
+        ("not_splits", "not a search.data.Splits"),
+        ("wrong_shape", "shape (3, 8, 8)"),
+        ("no_such_function", "has no 'no_such_function'"),
+    ],
+)
 def test_bad_data_factory_is_bad_input(user_module, tiny_config, factory, words) -> None:
     """Guards: a data factory's mistake is one line naming data.name, not a crash later."""
     tiny_config["data"] = {"name": f"{user_module}:{factory}"}
@@ -118,17 +121,25 @@ def test_user_space_expands_and_decodes(user_module) -> None:
     prunable, quantizable = ["conv1", "fc1"], ["conv1", "fc1", "fc2"]
     params = expand(config, prunable, quantizable)
     assert params[0] == Param("sparsity.convs", "float", 0.0, 0.5, 0.25)
-    plan = decode(config, {"sparsity.convs": 0.25, "sparsity.rest": 0.5, "epochs": 2},
-                  prunable, quantizable)
-    assert plan == Plan(sparsity={"conv1": 0.25, "fc1": 0.5},
-                        bits={"conv1": 8, "fc1": 8, "fc2": 8}, epsilon=0.05, epochs=2,
-                        strategy="adversarial")
+    plan = decode(
+        config, {"sparsity.convs": 0.25, "sparsity.rest": 0.5, "epochs": 2}, prunable, quantizable
+    )
+    assert plan == Plan(
+        sparsity={"conv1": 0.25, "fc1": 0.5},
+        bits={"conv1": 8, "fc1": 8, "fc2": 8},
+        epsilon=0.05,
+        epochs=2,
+        strategy="adversarial",
+    )
 
 
-@pytest.mark.parametrize(("factory", "words"), [
-    ("names_a_missing_layer", "'no.such.layer', which is not a prunable layer"),
-    ("returns_params_only", "not a spaces.Space"),
-])
+@pytest.mark.parametrize(
+    ("factory", "words"),
+    [
+        ("names_a_missing_layer", "'no.such.layer', which is not a prunable layer"),
+        ("returns_params_only", "not a spaces.Space"),
+    ],
+)
 def test_bad_user_space_is_bad_input_before_running(user_module, factory, words) -> None:
     """Guards: a space that cannot work fails when expanded, naming space.factory."""
     config = SpaceConfig(factory=f"{user_module}:{factory}")
@@ -137,8 +148,9 @@ def test_bad_user_space_is_bad_input_before_running(user_module, factory, words)
     assert words in str(info.value)
 
 
-def test_search_spaces_prints_the_expanded_space(tiny_config, write_config, capsys,
-                                                 tmp_path: Path, monkeypatch) -> None:
+def test_search_spaces_prints_the_expanded_space(
+    tiny_config, write_config, capsys, tmp_path: Path, monkeypatch
+) -> None:
     """Guards: `search spaces --config FILE` lists every parameter with its range, as
     text and JSON, and writes nothing."""
     monkeypatch.chdir(tmp_path)
@@ -158,8 +170,7 @@ def test_search_spaces_prints_the_expanded_space(tiny_config, write_config, caps
     assert sorted(tmp_path.iterdir()) == before
 
 
-def test_search_spaces_shows_a_user_space(user_module, tiny_config, write_config,
-                                          capsys) -> None:
+def test_search_spaces_shows_a_user_space(user_module, tiny_config, write_config, capsys) -> None:
     """Guards: a space by import path is shown the same way."""
     tiny_config["space"]["factory"] = f"{user_module}:convs_and_rest"
     assert main(["spaces", "--config", str(write_config(tiny_config))]) == 0

@@ -6,11 +6,15 @@ import dataclasses
 
 import optuna
 
-from search.config import config_from_dict
-from search.optuna_driver import open_study, run_study
-from search.storage import artifact_store, open_storage
-from search.trial import StudySetup
-from search.warm_start import anchor_points
+from search.backends._optuna import run_study
+from search.study import (
+    StudySetup,
+    anchor_points,
+    artifact_store,
+    config_from_dict,
+    open_storage,
+    open_study,
+)
 
 
 def test_anchors_are_uniform_points_inside_the_space(tiny_config) -> None:
@@ -45,8 +49,9 @@ def test_a_fresh_study_runs_its_anchors_first_and_only_once(tiny_config, tmp_pat
     open_study(config, open_storage(url), points)  # a second opener queues nothing
     assert len(study.trials) == 2
     run_study(dataclasses.replace(config, trials=3), setup, study, artifact_store(url))
-    done = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
-                  key=lambda t: t.number)
+    done = sorted(
+        study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number
+    )
     assert [t.params for t in done[:2]] == points
     assert len(study.trials) == 3
 

@@ -21,19 +21,20 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.config import config_from_dict
-from search.optuna_driver import open_study, prepare_study
-from search.storage import artifact_store, open_storage
+from search.backends._optuna import prepare_study
+from search.study import artifact_store, config_from_dict, open_storage, open_study
 
 POSTGRES = os.environ.get("AER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SCRIPT = Path(sys.executable).parent / "search"
 
 
-def create_study(tiny_config: dict[str, Any], tiny_setup, url: str, trials: int,
-                 artifacts: Path) -> optuna.Study:
+def create_study(
+    tiny_config: dict[str, Any], tiny_setup, url: str, trials: int, artifacts: Path
+) -> optuna.Study:
     """A study as `search run` leaves it before its first trial: config, base model."""
-    tiny_config.update(study=f"workers-{uuid.uuid4().hex[:8]}", trials=trials,
-                       artifacts=str(artifacts))
+    tiny_config.update(
+        study=f"workers-{uuid.uuid4().hex[:8]}", trials=trials, artifacts=str(artifacts)
+    )
     config = config_from_dict(tiny_config)
     study = open_study(config, open_storage(url))
     prepare_study(study, tiny_setup, artifact_store(url, config.artifacts))
@@ -41,9 +42,13 @@ def create_study(tiny_config: dict[str, Any], tiny_setup, url: str, trials: int,
 
 
 def start_worker(study: optuna.Study, url: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(SCRIPT), "worker", "--study", study.study_name,
-                             "--storage", url], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(SCRIPT), "worker", "--study", study.study_name, "--storage", url],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def check_budget(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTrial]:
@@ -69,8 +74,8 @@ def wait_all(workers: list[subprocess.Popen], timeout: float = 600) -> list[str]
 
 @pytest.fixture
 def postgres_url() -> str:
-    from search.errors import BadInput
-    from search.storage import check_storage_url
+    from search.core import BadInput
+    from search.study import check_storage_url
 
     try:
         check_storage_url(POSTGRES)
@@ -80,9 +85,11 @@ def postgres_url() -> str:
 
 
 def test_two_workers_on_postgres_share_the_budget_and_survive_a_killed_one(
-        tiny_config, tiny_setup, postgres_url, tmp_path) -> None:
-    study = create_study(tiny_config, tiny_setup, postgres_url, trials=6,
-                         artifacts=tmp_path / "artifacts")
+    tiny_config, tiny_setup, postgres_url, tmp_path
+) -> None:
+    study = create_study(
+        tiny_config, tiny_setup, postgres_url, trials=6, artifacts=tmp_path / "artifacts"
+    )
     try:
         victim = start_worker(study, postgres_url, tmp_path)
         survivor = start_worker(study, postgres_url, tmp_path)
@@ -106,17 +113,18 @@ def test_two_workers_on_postgres_share_the_budget_and_survive_a_killed_one(
         pids = {t.user_attrs["worker"]["pid"] for t in ran}
         assert pids == {victim.pid, survivor.pid}
         # the survivor's completed trials stored their weights: the front is readable
-        assert all("weights_artifact" in t.user_attrs for t in ran
-                   if t.state == TrialState.COMPLETE)
+        assert all(
+            "weights_artifact" in t.user_attrs for t in ran if t.state == TrialState.COMPLETE
+        )
     finally:
         optuna.delete_study(study_name=study.study_name, storage=postgres_url)
 
 
 def test_two_workers_on_a_journal_file_run_the_budget_once(
-        tiny_config, tiny_setup, tmp_path) -> None:
+    tiny_config, tiny_setup, tmp_path
+) -> None:
     url = f"journal:{tmp_path / 'study.log'}"
-    study = create_study(tiny_config, tiny_setup, url, trials=4,
-                         artifacts=tmp_path / "artifacts")
+    study = create_study(tiny_config, tiny_setup, url, trials=4, artifacts=tmp_path / "artifacts")
     workers = [start_worker(study, url, tmp_path) for _ in range(2)]
     errs = wait_all(workers)
     assert [w.returncode for w in workers] == [0, 0], [e[-2000:] for e in errs]
@@ -127,15 +135,27 @@ def test_two_workers_on_a_journal_file_run_the_budget_once(
     late = start_worker(study, url, tmp_path)
     _, err = late.communicate(timeout=120)
     assert late.returncode == 0 and "nothing to run" in err
-    assert len(optuna.load_study(study_name=study.study_name,
-                                 storage=open_storage(url)).trials) == len(study.trials)
+    assert len(
+        optuna.load_study(study_name=study.study_name, storage=open_storage(url)).trials
+    ) == len(study.trials)
 
 
 def test_worker_refuses_an_unreachable_storage_quickly(tmp_path) -> None:
     started = time.monotonic()
-    done = subprocess.run([str(SCRIPT), "worker", "--study", "x", "--storage",
-                           "postgresql://postgres@127.0.0.1:1/test"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            str(SCRIPT),
+            "worker",
+            "--study",
+            "x",
+            "--storage",
+            "postgresql://postgres@127.0.0.1:1/test",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--storage: cannot connect" in lines[0]
@@ -145,8 +165,13 @@ def test_worker_refuses_an_unreachable_storage_quickly(tmp_path) -> None:
 
 def test_worker_needs_an_existing_study(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
-    done = subprocess.run([str(SCRIPT), "worker", "--study", "x", "--storage", url],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(SCRIPT), "worker", "--study", "x", "--storage", url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "no such file" in done.stderr
     assert not (tmp_path / "none.db").exists()
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import optuna
 
-from search.errors import BadInput
+from search.core import BadInput
 from search.service._errors import Conflict
 from search.service._status import front_of
+from search.study import CONFIG
 
 
 class ExportFailed(Exception):
@@ -35,9 +36,8 @@ class ExportFailed(Exception):
 def front_key(study: optuna.Study) -> str:
     """Names the front's members and the study's threat model: same key, same export."""
     numbers = [t.number for t in front_of(study)]
-    config = study.user_attrs.get("config", {})
-    text = json.dumps([numbers, config.get("evaluation"), config.get("latency")],
-                      sort_keys=True)
+    config = study.user_attrs.get(CONFIG, {})
+    text = json.dumps([numbers, config.get("evaluation"), config.get("latency")], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -50,22 +50,38 @@ def ensure_export(folder: Path, study: optuna.Study, storage: str, timeout: floa
     if (target / "pareto.json").is_file():
         return target
     exports.mkdir(parents=True, exist_ok=True)
-    _cli(["pareto", "--study", study.study_name, "--storage", storage, "--export",
-          str(target), "--force"], folder, timeout)
+    _cli(
+        [
+            "pareto",
+            "--study",
+            study.study_name,
+            "--storage",
+            storage,
+            "--export",
+            str(target),
+            "--force",
+        ],
+        folder,
+        timeout,
+    )
     for old in exports.iterdir():  # an older front's export is stale now
         if old.name != target.name and not old.name.startswith(target.name):
             _remove(old)
     return target
 
 
-def assessed_front(folder: Path, study: optuna.Study, storage: str,
-                   timeout: float) -> list[dict[str, Any]]:
+def assessed_front(
+    folder: Path, study: optuna.Study, storage: str, timeout: float
+) -> list[dict[str, Any]]:
     """The front re-assessed on the test split, as `search pareto --json` prints it."""
     if not front_of(study):
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    return json.loads(_cli(["pareto", "--study", study.study_name, "--storage", storage,
-                            "--json"], folder, timeout))
+    return json.loads(
+        _cli(
+            ["pareto", "--study", study.study_name, "--storage", storage, "--json"], folder, timeout
+        )
+    )
 
 
 def front_zip(export: Path, study: str) -> Path:
@@ -78,8 +94,9 @@ def member_zip(export: Path, study: str, number: int) -> Path:
     member = export / f"trial-{number}"
     if not member.is_dir() or member.resolve().parent != export.resolve():
         raise LookupError(number)
-    return _zip(member, export.with_name(f"{export.name}-trial-{number}.zip"),
-                f"{study}-trial-{number}")
+    return _zip(
+        member, export.with_name(f"{export.name}-trial-{number}.zip"), f"{study}-trial-{number}"
+    )
 
 
 def _zip(source: Path, target: Path, top: str) -> Path:
@@ -97,9 +114,14 @@ def _zip(source: Path, target: Path, top: str) -> Path:
 def _cli(args: list[str], cwd: Path, timeout: float) -> str:
     """Run one `search` command; its exit-2 line becomes BadInput, others ExportFailed."""
     try:
-        done = subprocess.run([sys.executable, "-m", "search.cli", "-q", *args], cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "search.cli", "-q", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise ExportFailed(f"`search {args[0]}` took longer than {timeout:.0f} s") from None
     lines = [line for line in done.stderr.splitlines() if line.strip()]

@@ -10,7 +10,7 @@ token, and an oversized body is refused before any route reads it. The token com
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -39,14 +39,19 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         if self.token and await self._login(scope, send):
             return
         if not token_matches(self.token, _presented_token(headers)):
-            await _respond(send, 401, "this service needs a token: send 'Authorization: "
-                                      "Bearer TOKEN' (or open /?token=TOKEN in a browser)",
-                           [(b"www-authenticate", b"Bearer")])
+            await _respond(
+                send,
+                401,
+                "this service needs a token: send 'Authorization: "
+                "Bearer TOKEN' (or open /?token=TOKEN in a browser)",
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
@@ -93,9 +98,17 @@ class Guard:
             await _respond(send, 401, "wrong token")
             return True
         cookie = f"{COOKIE}={given[0]}; Path=/; HttpOnly; SameSite=Strict"
-        await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", b"/"), (b"set-cookie", cookie.encode("latin-1")),
-                                (b"content-length", b"0")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", b"/"),
+                    (b"set-cookie", cookie.encode("latin-1")),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
         return True
 
@@ -112,10 +125,19 @@ def _presented_token(headers: dict[str, str]) -> str | None:
     return cookies[COOKIE].value if COOKIE in cookies else None
 
 
-async def _respond(send: Send, status: int, detail: str,
-                   extra: list[tuple[bytes, bytes]] = ()) -> None:
+async def _respond(
+    send: Send, status: int, detail: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -16,15 +16,15 @@ from typing import Any
 
 import yaml
 
-from search.config import StudyConfig, config_from_dict
-from search.errors import BadInput
+from search.config import StudyConfig
+from search.core import BadInput
+from search.study import config_from_dict
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 TRUST_HINT = "start the service with --allow-plugins to trust submitted configs"
 # fields naming a file or folder on the server, or making it download
-SERVER_FIELDS = (("artifacts",), ("model", "checkpoint"), ("data", "root"),
-                 ("ray", "storage_path"))
+SERVER_FIELDS = (("artifacts",), ("model", "checkpoint"), ("data", "root"), ("ray", "storage_path"))
 
 
 def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
@@ -45,8 +45,9 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise BadInput(f"CONFIG is not valid JSON: {exc}") from None
     else:
-        raise BadInput(f"Content-Type {kind!r} is not a config; allowed: "
-                       f"{', '.join(JSON_TYPES + YAML_TYPES)}")
+        raise BadInput(
+            f"Content-Type {kind!r} is not a config; allowed: {', '.join(JSON_TYPES + YAML_TYPES)}"
+        )
     if not isinstance(raw, dict):
         raise BadInput(f"CONFIG must be a mapping of fields, got {type(raw).__name__}")
     return raw
@@ -69,21 +70,29 @@ def check_trusted(raw: dict[str, Any], allow_plugins: bool, storage: str) -> Non
     """Refuse plug-ins, server paths and foreign storages in a submitted config."""
     given_storage = raw.get("storage")
     if given_storage is not None and given_storage != storage:
-        raise BadInput("config field 'storage': a submitted study runs on the service's "
-                       f"storage; leave the field out (got {given_storage!r})")
+        raise BadInput(
+            "config field 'storage': a submitted study runs on the service's "
+            f"storage; leave the field out (got {given_storage!r})"
+        )
     if allow_plugins:
         return
     for field, value in import_paths(raw):
-        raise BadInput(f"config field '{field}': {value!r} is an import path, and this "
-                       f"service imports no code named by a request; {TRUST_HINT}")
+        raise BadInput(
+            f"config field '{field}': {value!r} is an import path, and this "
+            f"service imports no code named by a request; {TRUST_HINT}"
+        )
     for path in SERVER_FIELDS:
         value = _get(raw, path)
         if value is not None:
-            raise BadInput(f"config field '{'.'.join(path)}' names a path on the server "
-                           f"({value!r}); a submitted config may not; {TRUST_HINT}")
+            raise BadInput(
+                f"config field '{'.'.join(path)}' names a path on the server "
+                f"({value!r}); a submitted config may not; {TRUST_HINT}"
+            )
     if _get(raw, ("data", "download")) is True:
-        raise BadInput(f"config field 'data.download': a submitted config may not make the "
-                       f"server download data; {TRUST_HINT}")
+        raise BadInput(
+            f"config field 'data.download': a submitted config may not make the "
+            f"server download data; {TRUST_HINT}"
+        )
 
 
 def submitted_config(raw: dict[str, Any], allow_plugins: bool, storage: str) -> StudyConfig:
@@ -91,8 +100,9 @@ def submitted_config(raw: dict[str, Any], allow_plugins: bool, storage: str) -> 
     check_trusted(raw, allow_plugins, storage)
     config = config_from_dict({**raw, "storage": None})
     if len(config.study) > 100:
-        raise BadInput(f"config field 'study' must be at most 100 characters, "
-                       f"got {len(config.study)}")
+        raise BadInput(
+            f"config field 'study' must be at most 100 characters, got {len(config.study)}"
+        )
     return config
 
 

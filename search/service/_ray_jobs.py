@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from search.errors import BadInput
+from search.core import BadInput
 from search.service._errors import Unavailable
 
 CONFIG_FILE = "config.yaml"
@@ -26,18 +26,23 @@ class RayJobs:
         try:
             from ray.job_submission import JobSubmissionClient
         except ImportError as exc:
-            raise BadInput(f"--ray-address needs Ray's job submission client: pip install "
-                           f"'aer-search[service-ray]' ({exc})") from None
+            raise BadInput(
+                f"--ray-address needs Ray's job submission client: pip install "
+                f"'aer-search[service-ray]' ({exc})"
+            ) from None
         try:
             self.client = JobSubmissionClient(address)
         except Exception as exc:  # ConnectionError, or a Ray without the dashboard
             first = " ".join(str(exc).split())[:200]
             if "ray[default]" in first:  # the client itself needs the dashboard's packages
-                raise BadInput("--ray-address needs Ray's job submission client: pip install "
-                               "'aer-search[service-ray]'") from None
-            raise BadInput(f"--ray-address: no Ray job API answers at {address!r} ({first}); "
-                           f"the cluster's head must run the dashboard (ray[default])"
-                           ) from None
+                raise BadInput(
+                    "--ray-address needs Ray's job submission client: pip install "
+                    "'aer-search[service-ray]'"
+                ) from None
+            raise BadInput(
+                f"--ray-address: no Ray job API answers at {address!r} ({first}); "
+                f"the cluster's head must run the dashboard (ray[default])"
+            ) from None
 
     def submit(self, name: str, folder: Path, args: list[str]) -> str:
         job = folder / "job"
@@ -48,12 +53,15 @@ class RayJobs:
             args = [*args, "--backend", "ray", "--address", "auto"]
         entrypoint = " ".join(["python", "-m", "search.cli", *map(shlex.quote, args)])
         try:
-            return self.client.submit_job(entrypoint=entrypoint,
-                                          runtime_env={"working_dir": str(job)},
-                                          metadata={"aer_search_study": name})
+            return self.client.submit_job(
+                entrypoint=entrypoint,
+                runtime_env={"working_dir": str(job)},
+                metadata={"aer_search_study": name},
+            )
         except Exception as exc:  # the cluster went away since the service started
-            raise Unavailable(f"the Ray cluster did not take study {name!r}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
+            raise Unavailable(
+                f"the Ray cluster did not take study {name!r}: {' '.join(str(exc).split())[:200]}"
+            ) from None
 
     def alive(self, job_id: str) -> bool:
         """True also while the cluster cannot be asked: an unknown job is not a dead one."""
@@ -66,8 +74,9 @@ class RayJobs:
         try:
             self.client.stop_job(job_id)
         except Exception as exc:
-            raise Unavailable(f"the Ray cluster did not stop job {job_id}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
+            raise Unavailable(
+                f"the Ray cluster did not stop job {job_id}: {' '.join(str(exc).split())[:200]}"
+            ) from None
 
     def exit_code(self, job_id: str) -> int:
         from ray.job_submission import JobStatus

@@ -17,9 +17,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from search.service import _exports, _status
-from search.service._app import Service
 from search.service._errors import Conflict, NotFound
 from search.service._intake import JSON_TYPES, YAML_TYPES, parse_body, submitted_config
+from search.service._service import Service
+from search.study import CONFIG
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
 StudyName = Annotated[str, Path(pattern=NAME_PATTERN, description="study name")]
@@ -34,16 +35,36 @@ class Problem(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
-    for code, text in ((404, "no such study or trial"), (409, "not possible in this state"),
-                       (413, "request body too large"), (422, "bad input"))}
-ZIP = {200: {"content": {"application/zip": {}}, "description": "a zip of the export"}}
-CONFIG_BODY = {"requestBody": {"required": True, "content": {
-    **{kind: {"schema": {"type": "object", "description": "a study config, as for "
-                                                          "`search run`"}}
-       for kind in JSON_TYPES},
-    **{kind: {"schema": {"type": "string", "description": "the same config as YAML text"}}
-       for kind in YAML_TYPES[:1]},
-}}}
+    for code, text in (
+        (404, "no such study or trial"),
+        (409, "not possible in this state"),
+        (413, "request body too large"),
+        (422, "bad input"),
+    )
+}
+ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "a zip of the export"}
+}
+CONFIG_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **{
+                kind: {
+                    "schema": {
+                        "type": "object",
+                        "description": "a study config, as for `search run`",
+                    }
+                }
+                for kind in JSON_TYPES
+            },
+            **{
+                kind: {"schema": {"type": "string", "description": "the same config as YAML text"}}
+                for kind in YAML_TYPES[:1]
+            },
+        },
+    }
+}
 
 router = APIRouter(prefix="/api", responses=ERRORS)
 
@@ -57,10 +78,20 @@ def _summary(service: Service, name: str, study: Any = None) -> dict[str, Any]:
     study = study if study is not None else _status.load_study(service.storage, name)
     has_folder = bool(re.match(NAME_PATTERN, name)) and runner.folder(name).is_dir()
     runs = runner.refresh(name) if has_folder else None
-    alive = bool(runs) and any(r.exit_code is None for r in runs.runs)
+    alive = runs is not None and any(r.exit_code is None for r in runs.runs)
     if study is None and runs is None:
         raise NotFound(f"no study {name!r} in this storage")
     return _status.summary(study, name, runs, alive, runner.log_tail(name) if runs else [])
+
+
+def _export_args(service: Service, name: str, study: Any) -> tuple[Any, ...]:
+    """What the export functions need: the study's folder, the study, storage, timeout."""
+    return (
+        service.runner.folder(name),
+        study,
+        service.settings.storage,
+        service.settings.export_timeout,
+    )
 
 
 def _study(service: Service, name: str):
@@ -92,8 +123,10 @@ def _submit(service: Service, raw: dict[str, Any]) -> dict[str, Any]:
     """Validate (imports objectives: not on the event loop), claim the name, start."""
     config = submitted_config(raw, service.settings.allow_plugins, service.settings.storage)
     if config.study in _status.study_names(service.storage):
-        raise Conflict(f"study {config.study!r} already exists in the storage; resume it "
-                       f"(POST /api/studies/{config.study}/resume) or choose another name")
+        raise Conflict(
+            f"study {config.study!r} already exists in the storage; resume it "
+            f"(POST /api/studies/{config.study}/resume) or choose another name"
+        )
     service.runner.submit(config)
     return _summary(service, config.study)
 
@@ -120,10 +153,13 @@ def get_trials(request: Request, name: StudyName) -> dict[str, Any]:
 
 
 @router.get("/studies/{name}/front")
-def get_front(request: Request, name: StudyName,
-              assess: Annotated[bool, Query(description="re-assess on the test split "
-                                                        "(slow the first time)")] = False,
-              ) -> dict[str, Any]:
+def get_front(
+    request: Request,
+    name: StudyName,
+    assess: Annotated[
+        bool, Query(description="re-assess on the test split (slow the first time)")
+    ] = False,
+) -> dict[str, Any]:
     """The Pareto front: validation numbers, or with `assess` the test-split report."""
     service = _service(request)
     study = _study(service, name)
@@ -131,11 +167,8 @@ def get_front(request: Request, name: StudyName,
         members = _status.front_rows(study)
     else:
         with service.export_lock(name):
-            members = _exports.assessed_front(service.runner.folder(name), study,
-                                              service.settings.storage,
-                                              service.settings.export_timeout)
-    return {"study": name, "objectives": study.metric_names, "assessed": assess,
-            "members": members}
+            members = _exports.assessed_front(*_export_args(service, name, study))
+    return {"study": name, "objectives": study.metric_names, "assessed": assess, "members": members}
 
 
 @router.post("/studies/{name}/stop")
@@ -147,10 +180,12 @@ def stop_study(request: Request, name: StudyName) -> dict[str, Any]:
     if not folder.is_dir() or not service.runner.stop(name):
         if study is None and not folder.is_dir():
             raise NotFound(f"no study {name!r} in this storage")
-        raise Conflict(f"study {name!r} has no running process started by this service "
-                       f"(a study run elsewhere stops where it runs)")
+        raise Conflict(
+            f"study {name!r} has no running process started by this service "
+            f"(a study run elsewhere stops where it runs)"
+        )
     if study is not None:
-        from search.optuna_driver import fail_orphaned_trials
+        from search.study import fail_orphaned_trials
 
         fail_orphaned_trials(study)  # a killed worker's trial must not look alive
     return _summary(service, name)
@@ -165,12 +200,13 @@ def resume_study(request: Request, name: StudyName) -> dict[str, Any]:
     if study is None and not submitted:
         raise NotFound(f"no study {name!r} in this storage")
     if study is not None:
-        if "config" not in study.user_attrs:
+        if CONFIG not in study.user_attrs:
             raise Conflict(f"study {name!r} was not made by aer-search (it stores no config)")
         row = _status.summary(study, name, None, False, [])
         if row["budget"] is not None and row["trials"]["finished"] >= row["budget"]:
-            raise Conflict(f"study {name!r} has spent its budget of {row['budget']} trials; "
-                           f"nothing to resume")
+            raise Conflict(
+                f"study {name!r} has spent its budget of {row['budget']} trials; nothing to resume"
+            )
     service.runner.resume(name)
     return _summary(service, name)
 
@@ -181,16 +217,14 @@ def export_front(request: Request, name: StudyName) -> FileResponse:
     service = _service(request)
     study = _study(service, name)
     with service.export_lock(name):
-        folder = _exports.ensure_export(service.runner.folder(name), study,
-                                        service.settings.storage,
-                                        service.settings.export_timeout)
+        folder = _exports.ensure_export(*_export_args(service, name, study))
         archive = _exports.front_zip(folder, name)
-    return FileResponse(archive, media_type="application/zip",
-                        filename=f"{name}-front.zip")
+    return FileResponse(archive, media_type="application/zip", filename=f"{name}-front.zip")
 
 
-@router.get("/studies/{name}/trials/{number}/export.zip", responses=ZIP,
-            response_class=FileResponse)
+@router.get(
+    "/studies/{name}/trials/{number}/export.zip", responses=ZIP, response_class=FileResponse
+)
 def export_member(request: Request, name: StudyName, number: TrialNumber) -> FileResponse:
     """One front member's export (weights, ONNX, recipe, metrics) as a zip."""
     service = _service(request)
@@ -198,15 +232,15 @@ def export_member(request: Request, name: StudyName, number: TrialNumber) -> Fil
     if number not in {t.number for t in _status.front_of(study)}:
         if number >= len(study.trials):
             raise NotFound(f"study {name!r} has no trial {number}")
-        raise NotFound(f"trial {number} of study {name!r} is not on the front; only front "
-                       f"members are exported")
+        raise NotFound(
+            f"trial {number} of study {name!r} is not on the front; only front members are exported"
+        )
     with service.export_lock(name):
-        folder = _exports.ensure_export(service.runner.folder(name), study,
-                                        service.settings.storage,
-                                        service.settings.export_timeout)
+        folder = _exports.ensure_export(*_export_args(service, name, study))
         try:
             archive = _exports.member_zip(folder, name, number)
         except LookupError:
             raise NotFound(f"trial {number} is not in the export of study {name!r}") from None
-    return FileResponse(archive, media_type="application/zip",
-                        filename=f"{name}-trial-{number}.zip")
+    return FileResponse(
+        archive, media_type="application/zip", filename=f"{name}-trial-{number}.zip"
+    )

@@ -26,8 +26,7 @@ from typing import Any
 import yaml
 
 from search.config import StudyConfig
-from search.errors import BadInput
-from search.processes import start_ticks
+from search.core import BadInput, start_ticks
 from search.service._errors import Conflict
 from search.service._ray_jobs import RayJobs
 
@@ -71,8 +70,11 @@ class RunState:
     def write(self, folder: Path) -> None:
         """Atomically: a crash mid-write must not lose the pids of running studies."""
         tmp = folder / f".{RUNS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps({"runs": [r.to_dict() for r in self.runs],
-                                   "stopped_at": self.stopped_at}, indent=1))
+        tmp.write_text(
+            json.dumps(
+                {"runs": [r.to_dict() for r in self.runs], "stopped_at": self.stopped_at}, indent=1
+            )
+        )
         tmp.replace(folder / RUNS_FILE)
 
 
@@ -115,8 +117,10 @@ class Runner:
         try:
             folder.mkdir()
         except FileExistsError:
-            raise Conflict(f"study {config.study!r} was already submitted to this service; "
-                           f"resume it, or choose another name") from None
+            raise Conflict(
+                f"study {config.study!r} was already submitted to this service; "
+                f"resume it, or choose another name"
+            ) from None
         (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         with self.lock(config.study):
             self._start(config.study, folder, "run")
@@ -136,7 +140,7 @@ class Runner:
         with self.lock(name):
             live = self.alive_runs(name)
             for run in live:
-                if run.ray_job:
+                if run.ray_job and self.jobs is not None:  # live Ray runs imply a client
                     self.jobs.stop(run.ray_job)
                 else:
                     _signal_group(run.pid, signal.SIGINT)
@@ -160,7 +164,7 @@ class Runner:
             time.sleep(0.2)
 
     def _start(self, name: str, folder: Path, kind: str) -> None:
-        args = ([kind, CONFIG_FILE] if kind == "run" else [kind, "--study", name])
+        args = [kind, CONFIG_FILE] if kind == "run" else [kind, "--study", name]
         args += ["--storage", self.storage]
         if self.jobs:
             run = Run(kind, time.time(), ray_job=self.jobs.submit(name, folder, args))
@@ -176,9 +180,14 @@ class Runner:
         with open(folder / LOG_FILE, "ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} search {kind}\n".encode())
             log.flush()
-            process = subprocess.Popen([sys.executable, "-m", "search.cli", *args], cwd=folder,
-                                       stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "search.cli", *args],
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._children[process.pid] = process
         return Run(kind, time.time(), pid=process.pid, start_ticks=start_ticks(process.pid))
 
@@ -202,7 +211,7 @@ class Runner:
     def _alive(self, run: Run) -> bool:
         if run.ray_job:
             return self.jobs is not None and self.jobs.alive(run.ray_job)
-        child = self._children.get(run.pid)
+        child = self._children.get(run.pid) if run.pid is not None else None
         if child is not None:
             return child.poll() is None  # also reaps it, so it leaves no zombie
         return start_ticks(run.pid) == run.start_ticks and run.start_ticks is not None

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import TYPE_CHECKING, cast
 
-from search.errors import BadInput
+from search.core import BadInput
 from search.service._settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("search")
 
@@ -23,8 +27,9 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise BadInput(f"--host/--port: cannot listen on {host}:{port} "
-                           f"({exc.strerror or exc})") from None
+            raise BadInput(
+                f"--host/--port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            ) from None
 
 
 def serve(settings: ServiceSettings) -> int:
@@ -32,16 +37,22 @@ def serve(settings: ServiceSettings) -> int:
     try:
         import uvicorn
     except ImportError:
-        raise BadInput("search serve needs the service extra: "
-                       "pip install 'aer-search[service]'") from None
+        raise BadInput(
+            "search serve needs the service extra: pip install 'aer-search[service]'"
+        ) from None
     from search.service._app import create_app
 
     check_port_free(settings.host, settings.port)
     app = create_app(settings)
+    fastapi_app = cast("FastAPI", app.app)  # the guard wraps the FastAPI app
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    log.info("aer-search service on http://%s:%d (storage %s, data %s%s)", shown,
-             settings.port, app.app.state.service.describe()["storage"], settings.data_dir,
-             ", token required" if settings.token else "")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False)
+    log.info(
+        "aer-search service on http://%s:%d (storage %s, data %s%s)",
+        shown,
+        settings.port,
+        fastapi_app.state.service.describe()["storage"],
+        settings.data_dir,
+        ", token required" if settings.token else "",
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0

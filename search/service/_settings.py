@@ -12,8 +12,8 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import BadInput
-from search.storage import absolute_url, check_storage_url, storage_file
+from search.core import BadInput
+from search.study import absolute_url, check_storage_url, storage_file
 
 TOKEN_ENV = "AER_SEARCH_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -58,8 +58,10 @@ def is_loopback(host: str) -> bool:
 def check_binding(host: str, token: str | None) -> None:
     """Refuse to bind outside the loopback address without a token."""
     if not is_loopback(host) and not token:
-        raise BadInput(f"--host {host}: binding anywhere but 127.0.0.1 needs a token "
-                       f"(--token or ${TOKEN_ENV}) that every request must carry")
+        raise BadInput(
+            f"--host {host}: binding anywhere but 127.0.0.1 needs a token "
+            f"(--token or ${TOKEN_ENV}) that every request must carry"
+        )
 
 
 def token_matches(expected: str | None, given: str | None) -> bool:

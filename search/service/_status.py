@@ -1,7 +1,7 @@
 """A study's status, trials and front, read from the storage on every request.
 
 Nothing here is cached or kept elsewhere: a restarted service, or a study run by
-`search run` on another machine, reads the same. Rows are search.pareto's `trial_row`,
+`search run` on another machine, reads the same. Rows are search.front._rows's `trial_row`,
 the rows `search trials --json` prints, with numbers exactly as stored (not through
 pandas) and null values left out.
 The only facts added from the service's own folder are its processes: whether the
@@ -19,38 +19,30 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.pareto import trial_row
+from search.front import front_trials, trial_row
 from search.service._runs import RunState
+from search.study import CONFIG, SURPLUS
 
-COUNTED = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL,
-           "running": TrialState.RUNNING, "waiting": TrialState.WAITING,
-           "pruned": TrialState.PRUNED}
+COUNTED = {
+    "complete": TrialState.COMPLETE,
+    "failed": TrialState.FAIL,
+    "running": TrialState.RUNNING,
+    "waiting": TrialState.WAITING,
+    "pruned": TrialState.PRUNED,
+}
 
 
-def front_of(study: optuna.Study,
-             trials: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
-    """`study.best_trials` (feasible, non-dominated), by trial number, without its copy.
-
-    Optuna's `best_trials` deep-copies every trial first: 0.8 s of a 1,000-trial status
-    request. Its own front function on the uncopied trials gives the same members.
-    """
-    trials = study.get_trials(deepcopy=False) if trials is None else trials
-    try:
-        from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
-    except ImportError:  # a future Optuna moved it: the slower public way
-        return sorted(study.best_trials, key=lambda t: t.number)
-    if len(study.directions) == 1:
-        return sorted(study.best_trials, key=lambda t: t.number)
-    front = _get_pareto_front_trials_by_trials(trials, study.directions,
-                                               consider_constraint=True)
-    return sorted(front, key=lambda t: t.number)
+def front_of(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    """The front (`search.front.front_trials`), from already-read trials when given."""
+    return front_trials(study, trials)
 
 
 def load_study(storage: BaseStorage, name: str) -> optuna.Study | None:
     """The stored study, or None; never creates one."""
     try:
-        return optuna.load_study(study_name=name, storage=storage,
-                                 sampler=optuna.samplers.RandomSampler())
+        return optuna.load_study(
+            study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler()
+        )
     except KeyError:
         return None
 
@@ -59,15 +51,16 @@ def study_names(storage: BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
-def summary(study: optuna.Study | None, name: str, runs: RunState | None,
-            alive: bool, log_tail: list[str]) -> dict[str, Any]:
+def summary(
+    study: optuna.Study | None, name: str, runs: RunState | None, alive: bool, log_tail: list[str]
+) -> dict[str, Any]:
     """Counts, best values, front size, timing and state of one study."""
     attrs = study.user_attrs if study else {}
-    config = attrs.get("config")
+    config = attrs.get(CONFIG)
     trials = study.get_trials(deepcopy=False) if study else []
     states = Counter(t.state for t in trials)
     counts = {key: states[state] for key, state in COUNTED.items()}
-    budgeted = [t for t in trials if not t.user_attrs.get("surplus")]
+    budgeted = [t for t in trials if not t.user_attrs.get(SURPLUS)]
     finished = counts["complete"] + counts["failed"]
     budget = config.get("trials") if isinstance(config, dict) else None
     objectives = study.metric_names if study else None
@@ -80,10 +73,14 @@ def summary(study: optuna.Study | None, name: str, runs: RunState | None,
         "objectives": objectives,
         "directions": [d.name.lower() for d in study.directions] if study else None,
         "best": _best(study, trials, objectives),
-        "front_size": len(front_of(study, trials)) if counts["complete"] else 0,
+        "front_size": len(front_of(study, trials)) if study and counts["complete"] else 0,
         "started_by_service": bool(runs and runs.runs),
-        **_timing([t for t in budgeted if t.state != TrialState.PRUNED], budget, finished,
-                  counts["running"] > 0 or alive),
+        **_timing(
+            [t for t in budgeted if t.state != TrialState.PRUNED],
+            budget,
+            finished,
+            counts["running"] > 0 or alive,
+        ),
     }
     if study is not None:
         row["sanity_base"] = attrs.get("sanity.base", [])
@@ -96,8 +93,14 @@ def summary(study: optuna.Study | None, name: str, runs: RunState | None,
     return row
 
 
-def _state(study: optuna.Study | None, budget: int | None, finished: int, running: int,
-           runs: RunState | None, alive: bool) -> str:
+def _state(
+    study: optuna.Study | None,
+    budget: int | None,
+    finished: int,
+    running: int,
+    runs: RunState | None,
+    alive: bool,
+) -> str:
     """starting, running, finished, stopped, failed or incomplete."""
     if study is None:  # submitted; `search run` creates it once its base model is ready
         if alive:
@@ -114,13 +117,17 @@ def _state(study: optuna.Study | None, budget: int | None, finished: int, runnin
     return "incomplete"  # e.g. a `search run` elsewhere was interrupted
 
 
-def _best(study: optuna.Study | None, trials: list[FrozenTrial],
-          objectives: list[str] | None) -> dict[str, float] | None:
-    """The best value of each objective over complete trials (each on its own)."""
+def _best(
+    study: optuna.Study | None, trials: list[FrozenTrial], objectives: list[str] | None
+) -> dict[str, float | None] | None:
+    """The best value of each objective over complete trials (each on its own).
+
+    A value that is not finite (inf, nan) is None: JSON has no number for it.
+    """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     if not complete or study is None:
         return None
-    best = {}
+    best: dict[str, float | None] = {}
     for index, direction in enumerate(study.directions):
         pick = max if direction == optuna.study.StudyDirection.MAXIMIZE else min
         name = objectives[index] if objectives else f"objective_{index}"
@@ -128,8 +135,9 @@ def _best(study: optuna.Study | None, trials: list[FrozenTrial],
     return best
 
 
-def _timing(trials: list[FrozenTrial], budget: int | None, finished: int,
-            running: bool) -> dict[str, Any]:
+def _timing(
+    trials: list[FrozenTrial], budget: int | None, finished: int, running: bool
+) -> dict[str, Any]:
     """Elapsed since the first trial started; time left at the rate so far."""
     starts = [t.datetime_start for t in trials if t.datetime_start]
     if not starts:
@@ -144,8 +152,11 @@ def _timing(trials: list[FrozenTrial], budget: int | None, finished: int,
     left = None
     if running and budget and finished:
         left = elapsed / finished * max(budget - finished, 0)
-    return {"started_at": first.isoformat(), "elapsed_s": round(elapsed, 1),
-            "left_s": None if left is None else round(left, 1)}
+    return {
+        "started_at": first.isoformat(),
+        "elapsed_s": round(elapsed, 1),
+        "left_s": None if left is None else round(left, 1),
+    }
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -161,8 +172,11 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """JSON has no NaN or infinity: such values, and missing ones, become absent keys."""
-    return {k: v for k, v in row.items()
-            if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
+    return {
+        k: v
+        for k, v in row.items()
+        if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+    }
 
 
 def _finite(value: float) -> float | None:

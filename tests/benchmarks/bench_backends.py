@@ -31,18 +31,22 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.config import load_config
-from search.optuna_driver import open_study, prepare_study
-from search.storage import artifact_store, open_storage
-from search.trial import StudySetup
+from search.backends._optuna import prepare_study
+from search.study import StudySetup, artifact_store, load_config, open_storage, open_study
 
 SCRIPT = Path(sys.executable).parent / "search"
 OWN_WORK = ("compress", "finetune", "store")
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([str(SCRIPT), "-q", *command], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(SCRIPT), "-q", *command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait(processes: list[subprocess.Popen], label: str) -> None:
@@ -54,28 +58,41 @@ def wait(processes: list[subprocess.Popen], label: str) -> None:
 
 def trial_work(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> float:
     seconds = trial.user_attrs.get("seconds", {})
-    names = [*OWN_WORK, "robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes",
-             *objectives]
+    names = [
+        *OWN_WORK,
+        "robust_accuracy",
+        "clean_accuracy",
+        "latency_ms",
+        "size_bytes",
+        *objectives,
+    ]
     return sum(seconds.get(name, 0.0) for name in dict.fromkeys(names))
 
 
-def measure(label: str, url: str, started: float, concurrency: int,
-            objectives: list[str]) -> dict[str, float | str]:
+def measure(
+    label: str, url: str, started: float, concurrency: int, objectives: list[str]
+) -> dict[str, float | str]:
     study = optuna.load_study(study_name="bench", storage=url)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     first = min(t.datetime_start for t in trials).timestamp()
     last = max(t.datetime_complete for t in trials).timestamp()
     span = last - first
     work = statistics.fmean(trial_work(t, objectives) for t in trials)
-    return {"backend": label, "trials": len(trials), "startup_s": first - started,
-            "span_s": span, "work_s": work,
-            "overhead_s": span * concurrency / len(trials) - work,
-            "per_min": len(trials) / span * 60}
+    return {
+        "backend": label,
+        "trials": len(trials),
+        "startup_s": first - started,
+        "span_s": span,
+        "work_s": work,
+        "overhead_s": span * concurrency / len(trials) - work,
+        "per_min": len(trials) / span * 60,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -97,16 +114,20 @@ def main() -> int:
 
     for workers in (1, 2):
         url = f"sqlite:///{out / f'workers-{workers}.db'}"
-        from search.warm_start import anchor_points
+        from search.study import anchor_points
 
         study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
         prepare_study(study, setup, artifact_store(url))
         started = time.time()
         threads = ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
-        wait([run(["worker", "--study", "bench", "--storage", url, *threads], out, env)
-              for _ in range(workers)], f"{workers} workers")
-        rows.append(measure(f"search worker x{workers}", url, started, workers,
-                            config.objectives))
+        wait(
+            [
+                run(["worker", "--study", "bench", "--storage", url, *threads], out, env)
+                for _ in range(workers)
+            ],
+            f"{workers} workers",
+        )
+        rows.append(measure(f"search worker x{workers}", url, started, workers, config.objectives))
 
     url = f"sqlite:///{out / 'ray.db'}"
     started = time.time()
@@ -114,13 +135,17 @@ def main() -> int:
     cpus = os.cpu_count() or 1
     rows.append(measure(f"ray (local, {cpus} x 1 CPU)", url, started, cpus, config.objectives))
 
-    header = f"{'backend':28} {'trials':>6} {'startup s':>9} {'span s':>8} {'trial work s':>12} " \
-             f"{'overhead/trial s':>16} {'trials/min':>10}"
+    header = (
+        f"{'backend':28} {'trials':>6} {'startup s':>9} {'span s':>8} {'trial work s':>12} "
+        f"{'overhead/trial s':>16} {'trials/min':>10}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row['backend']:28} {row['trials']:>6} {row['startup_s']:>9.1f} "
-                     f"{row['span_s']:>8.1f} {row['work_s']:>12.2f} {row['overhead_s']:>16.2f} "
-                     f"{row['per_min']:>10.1f}")
+        lines.append(
+            f"{row['backend']:28} {row['trials']:>6} {row['startup_s']:>9.1f} "
+            f"{row['span_s']:>8.1f} {row['work_s']:>12.2f} {row['overhead_s']:>16.2f} "
+            f"{row['per_min']:>10.1f}"
+        )
     table = "\n".join(lines)
     print(table)
     (out / "results.txt").write_text(table + "\n")

@@ -17,27 +17,33 @@ import dataclasses
 import optuna
 import torch
 
-from search import evaluation
-from search.config import config_from_dict
-from search.data import load_splits, make_loader
-from search.device import resolve_device
-from search.front_report import assess_front, load_base, trial_model
-from search.latency import calibration_batches, measure_latency
-from search.packing import size_bytes
-from search.pareto import front_trials
-from search.storage import DEFAULT_STORAGE, artifact_store, open_storage
+from search.compress import calibration_batches, measure_latency, size_bytes
+from search.core import resolve_device
+from search.front import assess_front, front_trials
+from search.robust import clean_accuracy, describe, final_attacks, robust_accuracy
+from search.study import (
+    DEFAULT_STORAGE,
+    artifact_store,
+    config_from_dict,
+    load_base,
+    open_storage,
+    trial_model,
+)
+from search.zoo import load_splits, make_loader
 
 
-def latency_pair(model: torch.nn.Module, shape: tuple[int, ...], config, device,
-                 calibration) -> str:
+def latency_pair(
+    model: torch.nn.Module, shape: tuple[int, ...], config, device, calibration
+) -> str:
     cells = []
     for batch in (1, 64):
-        stats = measure_latency(model, shape, dataclasses.replace(config.latency,
-                                                                  batch_size=batch),
-                                device, calibration)
+        stats = measure_latency(
+            model, shape, dataclasses.replace(config.latency, batch_size=batch), device, calibration
+        )
         forms = {stats.form: stats.median_ms, **stats.other_forms}
-        cells.append(" / ".join(f"{ms:.3f} {'int8' if 'int8' in f else 'fp32'}"
-                                for f, ms in forms.items()))
+        cells.append(
+            " / ".join(f"{ms:.3f} {'int8' if 'int8' in f else 'fp32'}" for f, ms in forms.items())
+        )
     return " | ".join(cells)
 
 
@@ -60,16 +66,19 @@ def main() -> None:
         return calibration_batches(train, config.latency.calibration_samples)
 
     threat = config.evaluation
-    final = evaluation.final_attacks(threat, seed=config.seed)
+    final = final_attacks(threat, seed=config.seed)
     base = load_base(study, config, splits, artifacts, device)
     reports = assess_front(study, config, artifacts)
-    members = sorted(front_trials(study), key=lambda t: -t.user_attrs["metrics"][
-        "robust_accuracy"])[: args.members]
+    members = sorted(
+        front_trials(study), key=lambda t: -t.user_attrs["metrics"]["robust_accuracy"]
+    )[: args.members]
 
-    print(f"search attack: {evaluation.describe(threat)}")
-    print(f"final attack:  {evaluation.describe(threat, final=True)}")
-    header = (f"{'model':<10}{'val clean':>10}{'val rob':>9}{'val rob*':>9}{'test clean':>11}"
-              f"{'test rob':>9}{'test rob*':>10}{'size B':>9}  latency ms b1 | b64")
+    print(f"search attack: {describe(threat)}")
+    print(f"final attack:  {describe(threat, final=True)}")
+    header = (
+        f"{'model':<10}{'val clean':>10}{'val rob':>9}{'val rob*':>9}{'test clean':>11}"
+        f"{'test rob':>9}{'test rob*':>10}{'size B':>9}  latency ms b1 | b64"
+    )
     print(header)
     rows = [("base", base, None)]
     for trial in members:
@@ -77,17 +86,19 @@ def main() -> None:
         rows.append((f"trial {trial.number}", model.to(device), reports[trial.number]))
     for name, model, _report in rows:
         cells = [
-            evaluation.clean_accuracy(model, val, device),
-            evaluation.robust_accuracy(model, val, threat, device, config.seed),
-            evaluation.robust_accuracy(model, val, threat, device, config.seed, attacks=final),
-            evaluation.clean_accuracy(model, test, device),
-            evaluation.robust_accuracy(model, test, threat, device, config.seed),
-            evaluation.robust_accuracy(model, test, threat, device, config.seed, attacks=final),
+            clean_accuracy(model, val, device),
+            robust_accuracy(model, val, threat, device, config.seed),
+            robust_accuracy(model, val, threat, device, config.seed, attacks=final),
+            clean_accuracy(model, test, device),
+            robust_accuracy(model, test, threat, device, config.seed),
+            robust_accuracy(model, test, threat, device, config.seed, attacks=final),
         ]
-        print(f"{name:<10}" + "".join(f"{c:>{w}.3f}" for c, w in zip(cells, (10, 9, 9, 11, 9, 10),
-                                                                       strict=True))
-              + f"{size_bytes(model):>9,}  " + latency_pair(model, shape, config, device,
-                                                             calibration))
+        print(
+            f"{name:<10}"
+            + "".join(f"{c:>{w}.3f}" for c, w in zip(cells, (10, 9, 9, 11, 9, 10), strict=True))
+            + f"{size_bytes(model):>9,}  "
+            + latency_pair(model, shape, config, device, calibration)
+        )
     print("rob = search attack, rob* = final attack; latency lists every deployable form")
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.hypervolume import hypervolume, to_minimisation
+from search.front import hypervolume, to_minimisation
 
 METHODS = {  # name -> (study prefix, --baseline, whether it starts from the base model)
     "ours": ("ours", None, True),
@@ -113,12 +113,15 @@ def run_cli(args: list[str], label: str, logs: Path, env: dict[str, str], cwd: P
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    log.write_text(f"$ {' '.join(command)}\n--- stdout\n{result.stdout}\n"
-                   f"--- stderr\n{result.stderr}")
+    log.write_text(
+        f"$ {' '.join(command)}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-LOG_TAIL:])
-        raise Failed(f"[{label}] `search {' '.join(args[:1])}` exited with code "
-                     f"{result.returncode} after {clock(seconds)}; full log: {log}\n{tail}")
+        raise Failed(
+            f"[{label}] `search {' '.join(args[:1])}` exited with code "
+            f"{result.returncode} after {clock(seconds)}; full log: {log}\n{tail}"
+        )
     for line in result.stderr.splitlines():  # warnings (e.g. failed sanity checks), not
         if line.strip() and not line.startswith("[I "):  # Optuna's "study created" line
             say(f"[{label}]   {line}")
@@ -126,14 +129,25 @@ def run_cli(args: list[str], label: str, logs: Path, env: dict[str, str], cwd: P
     return result.stdout
 
 
-def run_method(method: str, seed: int, args: argparse.Namespace, work: Path,
-               env: dict[str, str]) -> Run:
+def run_method(
+    method: str, seed: int, args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> Run:
     prefix, baseline, _ = METHODS[method]
     study = f"{prefix}-{seed}"
     db = work / f"{study}.db"
     storage = f"sqlite:///{db.resolve()}"
-    command = ["run", "--preset", args.preset, "--seed", str(seed), "--storage", storage,
-               "--study", study, "--json"]
+    command = [
+        "run",
+        "--preset",
+        args.preset,
+        "--seed",
+        str(seed),
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--json",
+    ]
     if baseline:
         command += ["--baseline", baseline]
     if args.trials is not None and method in ("ours", "random"):
@@ -145,8 +159,13 @@ def run_method(method: str, seed: int, args: argparse.Namespace, work: Path,
         return Run(method, seed, study, storage, wall_seconds=float(wall.read_text()))
     start = time.perf_counter()
     run_cli(command, f"{study} run", work / "logs", env, work)
-    pareto = run_cli(["pareto", "--study", study, "--storage", storage, "--json"],
-                     f"{study} pareto", work / "logs", env, work)
+    pareto = run_cli(
+        ["pareto", "--study", study, "--storage", storage, "--json"],
+        f"{study} pareto",
+        work / "logs",
+        env,
+        work,
+    )
     saved.write_text(pareto)
     seconds = time.perf_counter() - start
     wall.write_text(f"{seconds:.1f}\n")  # written last: both steps finished
@@ -170,35 +189,39 @@ def front_hypervolume(points: list[list[float]]) -> float:
 def non_dominated(points: list[list[float]]) -> list[list[float]]:
     """The points no other point dominates (minimisation); the HV is the same, faster."""
     unique = [list(p) for p in {tuple(p) for p in points}]
-    return [p for p in unique
-            if not any(q != p and all(a <= b for a, b in zip(q, p, strict=True))
-                       for q in unique)]
+    return [
+        p
+        for p in unique
+        if not any(q != p and all(a <= b for a, b in zip(q, p, strict=True)) for q in unique)
+    ]
 
 
 def measure_reference(run: Run) -> Reference:
     """Latency (re-timed like the front) and size of the base model stored in a study."""
-    from search.config import config_from_dict
-    from search.data import load_splits, make_loader
-    from search.device import resolve_device
-    from search.front_report import load_base
-    from search.latency import calibration_batches, measure_latency
-    from search.packing import size_bytes
-    from search.storage import artifact_store
+    from search.compress import calibration_batches, measure_latency, size_bytes
+    from search.core import resolve_device
+    from search.study import artifact_store, config_from_dict, load_base
+    from search.zoo import load_splits, make_loader
 
     study = load(run)
     config = config_from_dict(study.user_attrs["config"])
     device = resolve_device(config.device)
     splits = load_splits(config.data, config.seed)
-    base = load_base(study, config, splits, artifact_store(run.storage, config.artifacts),
-                     device)
+    base = load_base(study, config, splits, artifact_store(run.storage, config.artifacts), device)
     info = splits.info
     train = make_loader(splits.train, 256)
-    stats = measure_latency(base, (info.in_channels, info.image_size, info.image_size),
-                            config.latency, device,
-                            lambda: calibration_batches(train,
-                                                        config.latency.calibration_samples))
-    return Reference(latency_ms=2 * stats.median_ms, size_bytes=float(size_bytes(base)),
-                     base_latency_ms=stats.median_ms)
+    stats = measure_latency(
+        base,
+        (info.in_channels, info.image_size, info.image_size),
+        config.latency,
+        device,
+        lambda: calibration_batches(train, config.latency.calibration_samples),
+    )
+    return Reference(
+        latency_ms=2 * stats.median_ms,
+        size_bytes=float(size_bytes(base)),
+        base_latency_ms=stats.median_ms,
+    )
 
 
 def completion_order(trial: FrozenTrial) -> tuple:
@@ -215,8 +238,10 @@ def score(run: Run, ref: Reference) -> None:
     run.failed = sum(t.state == TrialState.FAIL for t in trials)
     base_cpu = study.user_attrs.get("base_cpu_seconds") if from_base else 0.0
     if from_base and base_cpu is None:
-        raise Failed(f"study {run.study}: no base_cpu_seconds recorded (the base model was "
-                     f"not trained in this run's cache)")
+        raise Failed(
+            f"study {run.study}: no base_cpu_seconds recorded (the base model was "
+            f"not trained in this run's cache)"
+        )
     run.base_cpu_seconds = float(base_cpu or 0.0)
     spent = run.base_cpu_seconds
     curve = [(spent, 0.0)] if from_base else []
@@ -224,10 +249,16 @@ def score(run: Run, ref: Reference) -> None:
     for trial in sorted((t for t in trials if "seconds" in t.user_attrs), key=completion_order):
         spent += trial.user_attrs["seconds"]["cpu"]
         metrics = trial.user_attrs.get("metrics")
-        if trial.state == TrialState.COMPLETE and metrics and trial.user_attrs.get(
-                "feasible", True):
-            points.append(normalised(metrics["robust_accuracy"], metrics["latency_ms"],
-                                     metrics["size_bytes"], ref))
+        if (
+            trial.state == TrialState.COMPLETE
+            and metrics
+            and trial.user_attrs.get("feasible", True)
+        ):
+            points.append(
+                normalised(
+                    metrics["robust_accuracy"], metrics["latency_ms"], metrics["size_bytes"], ref
+                )
+            )
         curve.append((spent, front_hypervolume(points)))
     run.cpu_seconds = spent
     run.curve = curve
@@ -238,8 +269,10 @@ def score(run: Run, ref: Reference) -> None:
     for trial in front:
         final = study.user_attrs.get(f"final.{trial.number}")
         if final is None:
-            raise Failed(f"study {run.study}: front member {trial.number} has no test "
-                         f"assessment (final.{trial.number}); did `search pareto` run?")
+            raise Failed(
+                f"study {run.study}: front member {trial.number} has no test "
+                f"assessment (final.{trial.number}); did `search pareto` run?"
+            )
         robust = final["test"]["robust_accuracy_final"]
         size = trial.user_attrs["metrics"]["size_bytes"]
         test_points.append(normalised(robust, final["latency"]["median_ms"], size, ref))
@@ -265,8 +298,14 @@ def summary(values: list[float | None], digits: int, total: int) -> str:
     return text
 
 
-HEADERS = ["method", "trials", "CPU-s", "test-front HV", "best robust <=1/4 size",
-           "best robust <=1/8 size"]
+HEADERS = [
+    "method",
+    "trials",
+    "CPU-s",
+    "test-front HV",
+    "best robust <=1/4 size",
+    "best robust <=1/8 size",
+]
 
 
 def table_rows(runs: list[Run]) -> list[list[str]]:
@@ -276,29 +315,41 @@ def table_rows(runs: list[Run]) -> list[list[str]]:
         if not mine:
             continue
         n = len(mine)
-        rows.append([
-            method,
-            summary([r.trials for r in mine], 0, n),
-            summary([r.cpu_seconds for r in mine], 0, n),
-            summary([r.test_front_hv for r in mine], 3, n),
-            *(summary([r.best_robust[f] for r in mine], 3, n) for f in SIZE_FRACTIONS),
-        ])
+        rows.append(
+            [
+                method,
+                summary([r.trials for r in mine], 0, n),
+                summary([r.cpu_seconds for r in mine], 0, n),
+                summary([r.test_front_hv for r in mine], 3, n),
+                *(summary([r.best_robust[f] for r in mine], 3, n) for f in SIZE_FRACTIONS),
+            ]
+        )
     return rows
 
 
 def fixed_width(rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                       for i, (h, w) in enumerate(zip(HEADERS, widths, strict=True)))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(HEADERS, widths, strict=True))
+        )
+    ]
     for row in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 
 def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -336,15 +387,22 @@ def quantization_notes(runs: list[Run]) -> list[str]:
         means: dict[tuple[str, int], float] = {}
         for kind in ("none", "standard", "adversarial"):
             for bits in (8, 4):
-                values = [t.values[0] for t in load(run).get_trials(states=(TrialState.COMPLETE,))
-                          if t.params["bits"] == bits and _finetune_kind(t.params) == kind]
+                values = [
+                    t.values[0]
+                    for t in load(run).get_trials(states=(TrialState.COMPLETE,))
+                    if t.params["bits"] == bits and _finetune_kind(t.params) == kind
+                ]
                 if values:
                     means[kind, bits] = statistics.fmean(values)
-        parts = [f"{kind} {means[kind, 8]:.3f} -> {means[kind, 4]:.3f}"
-                 for kind in ("none", "standard", "adversarial")
-                 if (kind, 8) in means and (kind, 4) in means]
-        lines.append(f"{run.study}: validation robust accuracy, 8-bit -> 4-bit weights (mean "
-                     f"over the 5 sparsities), by fine-tuning: {'; '.join(parts)}")
+        parts = [
+            f"{kind} {means[kind, 8]:.3f} -> {means[kind, 4]:.3f}"
+            for kind in ("none", "standard", "adversarial")
+            if (kind, 8) in means and (kind, 4) in means
+        ]
+        lines.append(
+            f"{run.study}: validation robust accuracy, 8-bit -> 4-bit weights (mean "
+            f"over the 5 sparsities), by fine-tuning: {'; '.join(parts)}"
+        )
     return lines
 
 
@@ -355,36 +413,62 @@ def _finetune_kind(params: dict) -> str:
 
 
 def sanity_notes(runs: list[Run]) -> list[str]:
-    failed = [f"{r.study} ({r.front_sanity_failed} of {r.front_size})" for r in runs
-              if r.front_sanity_failed]
+    failed = [
+        f"{r.study} ({r.front_sanity_failed} of {r.front_size})"
+        for r in runs
+        if r.front_sanity_failed
+    ]
     if not failed:
         return ["sanity checks (gradient masking): all front members passed on the test split"]
-    return ["front members FAILING a test-split sanity check (gradient masking suspected; "
-            f"their robust accuracy is still counted): {', '.join(failed)}"]
+    return [
+        "front members FAILING a test-split sanity check (gradient masking suspected; "
+        f"their robust accuracy is still counted): {', '.join(failed)}"
+    ]
 
 
 def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
-    fields = ["method", "seed", "study", "storage", "trials", "failed", "cpu_seconds",
-              "base_cpu_seconds", "wall_seconds", "test_front_hv", "front_size",
-              "front_sanity_failed", "best_test_robust_final",
-              *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
-              "ref_latency_ms", "ref_size_bytes"]
+    fields = [
+        "method",
+        "seed",
+        "study",
+        "storage",
+        "trials",
+        "failed",
+        "cpu_seconds",
+        "base_cpu_seconds",
+        "wall_seconds",
+        "test_front_hv",
+        "front_size",
+        "front_sanity_failed",
+        "best_test_robust_final",
+        *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
+        "ref_latency_ms",
+        "ref_size_bytes",
+    ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for run in runs:
-            writer.writerow({
-                "method": run.method, "seed": run.seed, "study": run.study,
-                "storage": run.storage, "trials": run.trials, "failed": run.failed,
-                "cpu_seconds": round(run.cpu_seconds, 3),
-                "base_cpu_seconds": round(run.base_cpu_seconds, 3),
-                "wall_seconds": round(run.wall_seconds, 1),
-                "test_front_hv": round(run.test_front_hv, 6), "front_size": run.front_size,
-                "front_sanity_failed": run.front_sanity_failed,
-                "best_test_robust_final": run.best_test_robust,
-                **{f"best_robust_le_1_{f}_size": run.best_robust[f] for f in SIZE_FRACTIONS},
-                "ref_latency_ms": ref.latency_ms, "ref_size_bytes": ref.size_bytes,
-            })
+            writer.writerow(
+                {
+                    "method": run.method,
+                    "seed": run.seed,
+                    "study": run.study,
+                    "storage": run.storage,
+                    "trials": run.trials,
+                    "failed": run.failed,
+                    "cpu_seconds": round(run.cpu_seconds, 3),
+                    "base_cpu_seconds": round(run.base_cpu_seconds, 3),
+                    "wall_seconds": round(run.wall_seconds, 1),
+                    "test_front_hv": round(run.test_front_hv, 6),
+                    "front_size": run.front_size,
+                    "front_sanity_failed": run.front_sanity_failed,
+                    "best_test_robust_final": run.best_test_robust,
+                    **{f"best_robust_le_1_{f}_size": run.best_robust[f] for f in SIZE_FRACTIONS},
+                    "ref_latency_ms": ref.latency_ms,
+                    "ref_size_bytes": ref.size_bytes,
+                }
+            )
 
 
 def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
@@ -403,12 +487,21 @@ def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
             if len(xs) == 1:
                 ax.plot(xs, ys, "*", markersize=12, color=colors[method], label=label)
             else:
-                ax.step(xs, ys, where="post", color=colors[method], label=label,
-                        alpha=0.9 if len(mine) == 1 else 0.6)
+                ax.step(
+                    xs,
+                    ys,
+                    where="post",
+                    color=colors[method],
+                    label=label,
+                    alpha=0.9 if len(mine) == 1 else 0.6,
+                )
     ax.set_xlabel("cumulative CPU-seconds (base-model training included where used)")
     ax.set_ylabel("hypervolume of the validation front")
-    ax.set_title(f"{preset}: HV vs compute (one line per seed); ref: robust 0, "
-                 f"{ref.latency_ms:.3g} ms, {ref.size_bytes:,.0f} B", fontsize=9)
+    ax.set_title(
+        f"{preset}: HV vs compute (one line per seed); ref: robust 0, "
+        f"{ref.latency_ms:.3g} ms, {ref.size_bytes:,.0f} B",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -417,26 +510,35 @@ def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
 
 
 def threat_model(run: Run) -> str:
-    from search.config import config_from_dict
-    from search.evaluation import describe
+    from search.robust import describe
+    from search.study import config_from_dict
 
     config = config_from_dict(load(run).user_attrs["config"])
-    return (f"search attack (validation) {describe(config.evaluation)}; final attack (test) "
-            f"{describe(config.evaluation, final=True)}")
+    return (
+        f"search attack (validation) {describe(config.evaluation)}; final attack (test) "
+        f"{describe(config.evaluation, final=True)}"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="digits", help="digits (quick) or fashion-mnist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--trials", type=int, default=None,
-                        help="budget of ours and random (default: the preset's)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where results go (default: a new temp dir)")
-    parser.add_argument("--jobs-dir", type=Path, default=None,
-                        help="studies, base-model cache and logs (default: DIR/work-*); "
-                             "reusing one resumes its studies")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="budget of ours and random (default: the preset's)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where results go (default: a new temp dir)"
+    )
+    parser.add_argument(
+        "--jobs-dir",
+        type=Path,
+        default=None,
+        help="studies, base-model cache and logs (default: DIR/work-*); "
+        "reusing one resumes its studies",
+    )
     args = parser.parse_args()
     if args.trials is not None and args.trials < 1:
         parser.error("--trials must be >= 1")
@@ -470,13 +572,16 @@ def main() -> int:
     print()
     for line in lines:
         print(line)
-    (out / "results.md").write_text(markdown(rows) + "\n\n"
-                                    + "\n".join(f"- {line}" for line in lines) + "\n")
+    (out / "results.md").write_text(
+        markdown(rows) + "\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+    )
     write_csv(out / "results.csv", runs, ref)
     plot(out / "hv_vs_cpu.png", runs, ref, args.preset)
     (out / "reference.json").write_text(json.dumps(asdict(ref), indent=2) + "\n")
-    say(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'hv_vs_cpu.png'} "
-        f"(total {clock(time.perf_counter() - start)})")
+    say(
+        f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'hv_vs_cpu.png'} "
+        f"(total {clock(time.perf_counter() - start)})"
+    )
     return 0
 
 

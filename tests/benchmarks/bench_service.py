@@ -36,50 +36,74 @@ BITS = (2, 3, 4, 5, 6, 7, 8, 32)
 
 
 def distributions() -> dict[str, object]:
-    space: dict[str, object] = {f"sparsity.{n}": FloatDistribution(0.0, 0.75, step=0.05)
-                                for n in LAYERS}
+    space: dict[str, object] = {
+        f"sparsity.{n}": FloatDistribution(0.0, 0.75, step=0.05) for n in LAYERS
+    }
     space |= {f"bits.{n}": CategoricalDistribution(BITS) for n in (*LAYERS, "fc2")}
-    space |= {"epsilon": FloatDistribution(0.0, 0.2, step=0.02),
-              "epochs": IntDistribution(0, 3),
-              "strategy": CategoricalDistribution(("standard", "adversarial", "blind"))}
+    space |= {
+        "epsilon": FloatDistribution(0.0, 0.2, step=0.02),
+        "epochs": IntDistribution(0, 3),
+        "strategy": CategoricalDistribution(("standard", "adversarial", "blind")),
+    }
     return space
 
 
 def fake_trial(rng: random.Random, space: dict[str, object]) -> optuna.trial.FrozenTrial:
-    """A trial with the user attrs search.pareto reads, and plausible numbers."""
-    params = {name: dist.to_external_repr(rng.randrange(len(dist.choices)))
-              if isinstance(dist, CategoricalDistribution)
-              else (rng.randint(dist.low, dist.high) if isinstance(dist, IntDistribution)
-                    else round(rng.randrange(int(dist.high / dist.step) + 1) * dist.step, 2))
-              for name, dist in space.items()}
+    """A trial with the user attrs search.front._rows reads, and plausible numbers."""
+    params = {
+        name: dist.to_external_repr(rng.randrange(len(dist.choices)))
+        if isinstance(dist, CategoricalDistribution)
+        else (
+            rng.randint(dist.low, dist.high)
+            if isinstance(dist, IntDistribution)
+            else round(rng.randrange(int(dist.high / dist.step) + 1) * dist.step, 2)
+        )
+        for name, dist in space.items()
+    }
     sparsity = sum(params[f"sparsity.{n}"] for n in LAYERS) / len(LAYERS)
     bits = sum(min(params[f"bits.{n}"], 8) for n in LAYERS) / len(LAYERS)
     robust = max(0.0, min(1.0, 0.3 + 0.06 * bits - 0.4 * sparsity + rng.gauss(0, 0.05)))
-    metrics = {"robust_accuracy": robust, "clean_accuracy": min(1.0, robust + 0.2),
-               "latency_ms": 0.1 + 0.3 * (1 - sparsity) + rng.random() * 0.05,
-               "size_bytes": float(int(360_000 * (1 - sparsity) ** 2 * bits / 32) + 1_000)}
-    attrs = {"metrics": metrics, "feasible": True, "worker": {"host": "bench", "pid": 1},
-             "plan": {"strategy": params["strategy"], "epsilon": params["epsilon"],
-                      "epochs": params["epochs"], "from_scratch": False},
-             "widths": {n: rng.randint(4, 64) for n in LAYERS},
-             "seconds": {"finetune": 1.0, "robust_accuracy": 0.3, "cpu": 2.0},
-             "weights_artifact": str(uuid.uuid4())}
+    metrics = {
+        "robust_accuracy": robust,
+        "clean_accuracy": min(1.0, robust + 0.2),
+        "latency_ms": 0.1 + 0.3 * (1 - sparsity) + rng.random() * 0.05,
+        "size_bytes": float(int(360_000 * (1 - sparsity) ** 2 * bits / 32) + 1_000),
+    }
+    attrs = {
+        "metrics": metrics,
+        "feasible": True,
+        "worker": {"host": "bench", "pid": 1},
+        "plan": {
+            "strategy": params["strategy"],
+            "epsilon": params["epsilon"],
+            "epochs": params["epochs"],
+            "from_scratch": False,
+        },
+        "widths": {n: rng.randint(4, 64) for n in LAYERS},
+        "seconds": {"finetune": 1.0, "robust_accuracy": 0.3, "cpu": 2.0},
+        "weights_artifact": str(uuid.uuid4()),
+    }
     failed = rng.random() < 0.05
     if failed:
         attrs = {"fail_reason": "TrialFailed: loss is NaN", "seconds": {"cpu": 1.0}}
-    return create_trial(state=TrialState.FAIL if failed else TrialState.COMPLETE,
-                        params=params, distributions=space, user_attrs=attrs,
-                        values=None if failed else [metrics["robust_accuracy"],
-                                                    metrics["latency_ms"],
-                                                    metrics["size_bytes"]])
+    return create_trial(
+        state=TrialState.FAIL if failed else TrialState.COMPLETE,
+        params=params,
+        distributions=space,
+        user_attrs=attrs,
+        values=None
+        if failed
+        else [metrics["robust_accuracy"], metrics["latency_ms"], metrics["size_bytes"]],
+    )
 
 
 def make_study(storage: str, name: str, trials: int) -> float:
-    from search.config import config_from_dict
+    from search.study import config_from_dict
 
     started = time.perf_counter()
-    study = optuna.create_study(study_name=name, storage=storage,
-                                directions=["maximize", "minimize", "minimize"])
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=["maximize", "minimize", "minimize"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["robust_accuracy", "latency_ms", "size_bytes"])
@@ -127,14 +151,29 @@ def main() -> None:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     built = make_study(storage, name, args.trials)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "search.cli", "serve", "--storage",
-                               storage, "--port", str(port), "--data-dir",
-                               str(root / "service")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "serve",
+            "--storage",
+            storage,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(root / "service"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rows = []
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                              limits=httpx.Limits(max_connections=16))
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=120,
+            limits=httpx.Limits(max_connections=16),
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -146,10 +185,11 @@ def main() -> None:
                 time.sleep(0.3)
         status = client.get(f"/api/studies/{name}").json()
         front = client.get(f"/api/studies/{name}/front").json()["members"]
-        for label, path in (("status", f"/api/studies/{name}"),
-                            ("front", f"/api/studies/{name}/front"),
-                            ("trials (all 1,000 rows, the page's table)",
-                             f"/api/studies/{name}/trials")):
+        for label, path in (
+            ("status", f"/api/studies/{name}"),
+            ("front", f"/api/studies/{name}/front"),
+            ("trials (all 1,000 rows, the page's table)", f"/api/studies/{name}/trials"),
+        ):
             measure(client, path, 5, 1)  # warm-up: the first request reads every trial
             for concurrency in (1, 8):
                 samples = measure(client, path, args.requests, concurrency)
@@ -160,9 +200,11 @@ def main() -> None:
         if args.storage:
             optuna.delete_study(study_name=name, storage=storage)
     kind = storage.split(":")[0]
-    print(f"study of {status['trials']['total']} trials ({status['trials']['failed']} failed, "
-          f"front of {len(front)}) on {kind}, written in {built:.1f} s; "
-          f"{args.requests} requests a row\n")
+    print(
+        f"study of {status['trials']['total']} trials ({status['trials']['failed']} failed, "
+        f"front of {len(front)}) on {kind}, written in {built:.1f} s; "
+        f"{args.requests} requests a row\n"
+    )
     print("| request | clients | median (ms) | p99 (ms) |\n|---|---:|---:|---:|")
     for label, concurrency, median, tail in rows:
         print(f"| {label} | {concurrency} | {median:.1f} | {tail:.1f} |")

@@ -1,0 +1,112 @@
+"""The local backend: an Optuna study runs the trial function in this process.
+
+Budgets are totals of the study (finished trials, whoever ran them), so re-running the
+same command resumes where it stopped, and several processes on one storage share one
+budget (`search worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import optuna
+
+from search.config import StudyConfig
+from search.core import BadInput
+from search.study import (
+    WORKER,
+    Progress,
+    StudySetup,
+    artifact_store,
+    budget_count,
+    claim_slot,
+    evaluate,
+    fail_orphaned_trials,
+    finished_count,
+    make_sampler,
+    prepare_study,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BudgetCallback:
+    """Stops this process once the study's budget is finished or taken by running trials."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        fail_orphaned_trials(study)  # a dead worker's trial must not hold a slot forever
+        if budget_count(study) >= self.total:
+            study.stop()
+
+
+def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore):
+    """The objective of `study.optimize`: claim a budget slot, then `evaluate`."""
+    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr(WORKER, worker)
+        claim_slot(trial, setup.config.trials)
+        return evaluate(trial, setup, artifacts)
+
+    return objective
+
+
+def run_study(
+    config: StudyConfig,
+    setup: StudySetup,
+    study: optuna.Study,
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+) -> optuna.Study:
+    """Run trials until the study has `config.trials` finished ones (or the timeout).
+
+    The budget is the study's, not this process's: any number of processes may run this
+    on one storage (`search worker`) and together they run `config.trials` trials.
+    """
+    prepare_study(study, setup, artifacts)
+    fail_orphaned_trials(study)
+    done = finished_count(study)
+    remaining = config.trials - budget_count(study)
+    if remaining <= 0:
+        log.info(
+            "study %r has %d finished trials and %d running (budget %d): nothing to run",
+            config.study,
+            done,
+            budget_count(study) - done,
+            config.trials,
+        )
+        return study
+    log.info("study %r: %d trials done, running up to %d more", config.study, done, remaining)
+    study.sampler = make_sampler(config, done)
+    study.optimize(
+        make_objective(setup, artifacts),
+        n_trials=remaining,
+        timeout=config.timeout,
+        catch=(Exception,),
+        callbacks=[Progress(config.trials, done, config.objectives), BudgetCallback(config.trials)],
+        gc_after_trial=False,
+    )
+    return study
+
+
+def run(
+    config: StudyConfig,
+    setup: StudySetup,
+    study: optuna.Study,
+    url: str,
+    address: str | None = None,
+) -> bool:
+    """The backend entry point (as `_ray.run`): run the study here; never interrupted
+    early (Ctrl-C raises), so it returns False."""
+    if address:
+        raise BadInput("--address joins a Ray cluster; it needs --backend ray")
+    run_study(config, setup, study, artifact_store(url, config.artifacts))
+    return False
+
+
+def check_address(address: str) -> None:
+    raise BadInput("--address joins a Ray cluster; it needs --backend ray")

@@ -1,0 +1,118 @@
+"""`search run` and `search worker`: start, resume or join a study."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from search.cli._base import Command, load_existing, print_front, set_threads
+from search.core import BadInput
+
+
+class Run(Command):
+    """Run (or resume) a study and print its Pareto front."""
+
+    name = "run"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "config",
+            nargs="?",
+            metavar="CONFIG.yaml",
+            help="study config (default: the embedded digits study)",
+        )
+        parser.add_argument("--preset", help="a packaged config by name (e.g. digits)")
+        parser.add_argument("--checkpoint", help="base model state dict (torch.save) to start from")
+        parser.add_argument("--trials", type=int, help="total trial budget of the study")
+        parser.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+        parser.add_argument(
+            "--backend",
+            default="optuna",
+            help="optuna (this process) or ray (Ray Tune, local or a cluster)",
+        )
+        parser.add_argument(
+            "--address",
+            help="Ray cluster to join (HOST:PORT, ray://HOST:PORT "
+            "or auto); default: a local Ray sized to this machine",
+        )
+        parser.add_argument("--sampler", help="tpe, gp, nsga2 or random (default: the config's)")
+        parser.add_argument(
+            "--baseline",
+            metavar="NAME",
+            help="run a baseline study of the config instead: paper-grid, "
+            "random or adversarial-training (named STUDY-NAME unless "
+            "--study is given)",
+        )
+        parser.add_argument("--json", action="store_true", help="print the front as JSON")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search.backends import BACKENDS, launch
+        from search.front import front_frame
+        from search.study import baseline_config, load_config
+
+        if args.backend not in BACKENDS:
+            raise BadInput(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+        if args.address and args.backend != "ray":
+            raise BadInput("--address joins a Ray cluster; it needs --backend ray")
+        config = load_config(
+            args.config,
+            args.preset,
+            {
+                "study": args.study,
+                "storage": args.storage,
+                "trials": args.trials,
+                "timeout": args.timeout,
+                "seed": args.seed,
+                "device": args.device,
+                "sampler": args.sampler,
+                "model.checkpoint": args.checkpoint,
+            },
+        )
+        if args.baseline:
+            config = baseline_config(config, args.baseline, study=args.study)
+        study = launch(
+            config,
+            storage=args.storage,
+            backend=args.backend,
+            address=args.address,
+            baseline=args.baseline,
+        )
+        print_front(front_frame(study), args.json)
+        if not args.json:
+            print(
+                f"\nexport it with: search pareto --study {config.study} --export DIR",
+                file=sys.stderr,
+            )
+        return 0
+
+
+class Worker(Command):
+    """Join a running study and run its trials until the study's budget is spent."""
+
+    name = "worker"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--device", help="auto, cpu, cuda, cuda:N or mps (default: the study's)"
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            help="CPU threads of this worker (default: all cores); N workers "
+            "on one machine: cores / N",
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search.backends._optuna import run_study
+        from search.study import artifact_store, setup_from_study
+
+        study, config, url = load_existing(args)
+        if args.device:
+            config = dataclasses.replace(config, device=args.device).validate()
+        set_threads(args.threads)
+        artifacts = artifact_store(url, config.artifacts)
+        run_study(config, setup_from_study(study, config, artifacts), study, artifacts)
+        return 0

@@ -1,0 +1,97 @@
+"""Compression: structured pruning, weight quantization, packing, int8 kernels, latency.
+
+Pruning removes channels for real (torch-pruning), quantization is fake-quant with a
+straight-through estimator while training and attacking, packing stores sub-8-bit
+weights at their width (the size objective), int8 kernels time the deployable form,
+and `load_model` rebuilds an exported member from its safetensors file.
+"""
+
+from search.compress._int8 import (
+    FORM,
+    form_name,
+    int8_applicable,
+    int8_engine,
+    to_int8,
+)
+from search.compress._latency import (
+    FLOAT_FORM,
+    LatencyStats,
+    calibration_batches,
+    deployable,
+    measure_latency,
+    time_module,
+)
+from search.compress._loading import (
+    WEIGHTS,
+    load_model,
+    load_model_with_info,
+)
+from search.compress._packing import (
+    PACKED,
+    SCALE,
+    load_packed,
+    pack_codes,
+    packed_tensors,
+    save_packed,
+    size_bytes,
+    unpack_codes,
+)
+from search.compress._pruning import (
+    PRUNABLE,
+    layer_widths,
+    out_width,
+    prunable_layers,
+    prune,
+    prune_to_widths,
+    weighted_layers,
+)
+from search.compress._quantization import (
+    FLOAT_BITS,
+    FakeQuantWeight,
+    bake,
+    channel_scale,
+    layer_bits,
+    quant_range,
+    quantize_tensor,
+    quantize_weights,
+)
+
+__all__ = [
+    "FLOAT_BITS",
+    "FLOAT_FORM",
+    "FORM",
+    "FakeQuantWeight",
+    "LatencyStats",
+    "PACKED",
+    "PRUNABLE",
+    "SCALE",
+    "WEIGHTS",
+    "bake",
+    "calibration_batches",
+    "channel_scale",
+    "deployable",
+    "form_name",
+    "int8_applicable",
+    "int8_engine",
+    "layer_bits",
+    "layer_widths",
+    "load_model",
+    "load_model_with_info",
+    "load_packed",
+    "measure_latency",
+    "out_width",
+    "pack_codes",
+    "packed_tensors",
+    "prunable_layers",
+    "prune",
+    "prune_to_widths",
+    "quant_range",
+    "quantize_tensor",
+    "quantize_weights",
+    "save_packed",
+    "size_bytes",
+    "time_module",
+    "to_int8",
+    "unpack_codes",
+    "weighted_layers",
+]

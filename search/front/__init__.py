@@ -1,0 +1,58 @@
+"""The Pareto front of a study: rows, test-split re-assessment, export, plots, hypervolume.
+
+Rows are plain data (`trial_row`, `front_trials`); the re-assessment scores each member
+on the test split under the stronger final attack, checks it for gradient masking and
+re-times it, once, stored in the study; the export writes the layout of DESIGN.md.
+"""
+
+from search.front._assess import (
+    assess_front,
+    assess_member,
+    fingerprint,
+    score_on_test,
+)
+from search.front._export import export_front
+from search.front._hypervolume import (
+    Point,
+    hypervolume,
+    to_minimisation,
+)
+from search.front._plot import plot_front
+from search.front._rows import (
+    CONSTRAINTS_KEY,
+    TABLE_COLUMNS,
+    UNFINISHED_REASON,
+    assessed_row,
+    format_table,
+    frame_json,
+    front_frame,
+    front_trials,
+    report_columns,
+    summarize_params,
+    trial_row,
+    trials_frame,
+)
+
+__all__ = [
+    "CONSTRAINTS_KEY",
+    "Point",
+    "TABLE_COLUMNS",
+    "UNFINISHED_REASON",
+    "assess_front",
+    "assess_member",
+    "assessed_row",
+    "export_front",
+    "fingerprint",
+    "format_table",
+    "frame_json",
+    "front_frame",
+    "front_trials",
+    "hypervolume",
+    "plot_front",
+    "report_columns",
+    "score_on_test",
+    "summarize_params",
+    "to_minimisation",
+    "trial_row",
+    "trials_frame",
+]

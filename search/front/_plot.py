@@ -1,0 +1,50 @@
+"""The front, drawn: robust accuracy against latency, marker area by size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def plot_front(all_trials: pd.DataFrame, front: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    done = all_trials[all_trials["state"] == "COMPLETE"]
+    scale = 400 / max(float(done["size_bytes"].max()), 1.0)
+    ax.scatter(
+        done["latency_ms"],
+        done["robust_accuracy"],
+        s=done["size_bytes"] * scale,
+        color="lightgray",
+        edgecolor="gray",
+        label="trials",
+    )
+    ax.scatter(
+        front["latency_ms"],
+        front["robust_accuracy"],
+        s=front["size_bytes"] * scale,
+        color="tab:red",
+        edgecolor="black",
+        label="Pareto front",
+    )
+    for _, row in front.iterrows():
+        ax.annotate(
+            f"#{int(row['trial'])}",
+            (row["latency_ms"], row["robust_accuracy"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    ax.set_xlabel("latency (ms, median)")
+    ax.set_ylabel("robust accuracy (validation)")
+    ax.set_title(f"{title}\nmarker area ~ size in bytes")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""Robustness: the threat model's attacks, fine-tuning strategies and sanity checks.
+
+Attacks (torchattacks, plus BAP's cut-off-scale attack in `_cutoff_scale`) run on the
+differentiable fake-quant view of a model, so quantization cannot mask gradients.
+Fine-tuning is standard, adversarial or blind (BAP); the sanity checks catch gradient
+masking (robust <= clean, large epsilon breaks it, more steps do not help, transfer
+from the base is not stronger).
+"""
+
+from search.robust._attacks import (
+    NORMS,
+    AttackFactory,
+    clean_accuracy,
+    describe,
+    final_attacks,
+    robust_accuracy,
+    search_attacks,
+)
+from search.robust._cutoff_scale import CutoffScale
+from search.robust._finetune import (
+    BatchLoss,
+    Perturb,
+    cutoff_scale_examples,
+    finetune,
+    make_batch_loss,
+    make_perturb,
+    run_epochs,
+    train_base,
+)
+from search.robust._sanity import (
+    Check,
+    large_epsilon_breaks,
+    model_checks,
+    more_steps_do_not_help,
+    robust_not_above_clean,
+    transfer_not_stronger,
+    warn_failures,
+)
+
+__all__ = [
+    "AttackFactory",
+    "BatchLoss",
+    "Check",
+    "CutoffScale",
+    "NORMS",
+    "Perturb",
+    "clean_accuracy",
+    "cutoff_scale_examples",
+    "describe",
+    "final_attacks",
+    "finetune",
+    "large_epsilon_breaks",
+    "make_batch_loss",
+    "make_perturb",
+    "model_checks",
+    "more_steps_do_not_help",
+    "robust_accuracy",
+    "robust_not_above_clean",
+    "run_epochs",
+    "search_attacks",
+    "train_base",
+    "transfer_not_stronger",
+    "warn_failures",
+]

@@ -1,0 +1,141 @@
+"""Fine-tuning a compressed model: standard, adversarial, or blind adversarial (BAP).
+
+- standard: clean cross-entropy (the paper's "standard fine-tune").
+- adversarial (arXiv 2403.09441): a few epochs of training on torchattacks PGD examples
+  at the trial's epsilon (or FGSM with a random start, the cheap option), optionally
+  mixed with the clean loss (`finetune.clean_weight`).
+- blind (BAP, arXiv 2004.05913, cutoff-scale): each example's perturbation is cut at the
+  first attack step that crosses the decision boundary and then scaled by a factor
+  below 1, so the effective budget follows the model rather than a fixed epsilon, which
+  then only bounds it.
+
+Weights are trained through the fake-quant parametrizations, so the model learns its
+own bit-widths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torchattacks
+from torch import nn
+from torch.utils.data import DataLoader
+
+from search.config import FinetuneConfig
+from search.core import TrialFailed
+from search.robust._cutoff_scale import CutoffScale
+from spaces import Plan
+
+Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cutoff_scale_examples(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    max_epsilon: float,
+    steps: int,
+    scale: float,
+) -> torch.Tensor:
+    """BAP's adversarial examples (`CutoffScale`); the model's mode is kept as it was."""
+    return CutoffScale(model, eps=max_epsilon, steps=steps, scale=scale)(images, labels)
+
+
+def make_perturb(model: nn.Module, plan: Plan, config: FinetuneConfig) -> Perturb | None:
+    """The training-time perturbation of a plan's strategy, or None for clean training."""
+    if plan.strategy == "standard" or plan.epsilon <= 0:
+        return None
+    if plan.strategy == "blind":
+        return lambda x, y: cutoff_scale_examples(
+            model, x, y, plan.epsilon, config.steps, config.blind_scale
+        )
+    if config.attack == "fgsm":
+        return torchattacks.FFGSM(model, eps=plan.epsilon, alpha=1.25 * plan.epsilon)
+    return torchattacks.PGD(
+        model,
+        eps=plan.epsilon,
+        alpha=2.5 * plan.epsilon / config.steps,
+        steps=config.steps,
+        random_start=True,
+    )
+
+
+def finetune(
+    model: nn.Module, loader: DataLoader, plan: Plan, config: FinetuneConfig, device: torch.device
+) -> list[float]:
+    """Train `model` in place for `plan.epochs` epochs; returns each epoch's mean loss."""
+    if plan.epochs == 0:
+        return []
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    batch_loss = make_batch_loss(model, plan, config)
+    return run_epochs(model, loader, plan.epochs, optimizer, batch_loss, device)
+
+
+def make_batch_loss(model: nn.Module, plan: Plan, config: FinetuneConfig) -> BatchLoss:
+    """The loss of one batch under the plan's strategy (clean, adversarial or blind,
+    optionally mixed with the clean loss by `finetune.clean_weight`)."""
+    perturb = make_perturb(model, plan, config)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def batch_loss(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if perturb is None:
+            return loss_fn(model(images), labels)
+        loss = loss_fn(model(perturb(images, labels)), labels)  # crafted in eval mode
+        if config.clean_weight > 0:
+            clean = loss_fn(model(images), labels)
+            loss = config.clean_weight * clean + (1 - config.clean_weight) * loss
+        return loss
+
+    return batch_loss
+
+
+def train_base(
+    model: nn.Module, loader: DataLoader, epochs: int, lr: float, device: torch.device
+) -> list[float]:
+    """Standard training of the uncompressed base model (cosine-decayed Adam)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
+    loss_fn = nn.CrossEntropyLoss()
+    return run_epochs(
+        model,
+        loader,
+        epochs,
+        optimizer,
+        lambda images, labels: loss_fn(model(images), labels),
+        device,
+        after_epoch=schedule.step,
+    )
+
+
+def run_epochs(
+    model: nn.Module,
+    loader: DataLoader,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
+    after_epoch: Callable[[], object] | None = None,
+) -> list[float]:
+    """The training loop both trainers share; a non-finite loss fails the trial."""
+    losses = []
+    for epoch in range(epochs):
+        model.train()
+        total, count = 0.0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            loss = batch_loss(images, labels)
+            if not math.isfinite(loss.item()):
+                raise TrialFailed(f"training loss is {loss.item()} in epoch {epoch + 1}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+            count += len(labels)
+        if after_epoch is not None:
+            after_epoch()
+        losses.append(total / max(count, 1))
+    model.eval()
+    return losses

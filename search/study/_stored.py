@@ -1,0 +1,126 @@
+"""What a study stores: every key, who writes it, who reads it. The one contract between
+the CLI, `search worker`, the Ray backend, the service and the export.
+
+The storage is an Optuna storage (SQLite, journal file, PostgreSQL, ...) plus an artifact
+store (a folder) for weights. Guarantees, as aer-search relies on them:
+
+- A study is created once, by one process, with `config` (the `StudyConfig` as a plain
+  mapping) set right after creation. Readers that find no `config` yet wait briefly
+  (`stored_config`): the creator is still writing it. Only fields listed as resumable
+  (`search.study.RESUMABLE_FIELDS`) may change later, and then only by `open_study`.
+- A trial in state RUNNING belongs to the process named in its `worker` attr (host,
+  pid) or, without one, to a Ray run. Only that process finishes it, except that any
+  process may fail it once its owner is gone (`fail_trial`); that write is refused by the
+  storage if the owner finished it meanwhile, and then nothing happens.
+- A COMPLETE trial has `metrics` (every metric, validation split), `plan`, `widths`,
+  `notes`, `seconds` and `weights_artifact`, the packed weights of exactly the model that
+  was scored. A FAIL trial has `fail_reason`; a PRUNED one marked `surplus` was created
+  past the budget and never ran. Finished trials are never modified or deleted.
+- Study attrs written once by the creator: `base_weights_artifact` (the base model every
+  trial compressed), `base_cpu_seconds`, `sanity.base`. `final.<N>` caches trial N's
+  test-split assessment, keyed by the fingerprint of the settings it depends on.
+
+Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
+               ray.experiment
+Trial attrs:   worker, ray, surplus, fail_reason, metrics, notes, widths, plan, feasible,
+               seconds, weights_artifact, rungs
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import upload_artifact
+from optuna.trial import TrialState
+from torch import nn
+
+from search.compress import WEIGHTS as WEIGHTS_FILE
+from search.compress import load_model_with_info
+from search.study._storage import fetch_artifact
+from search.zoo import DataInfo
+
+# study user attrs
+CONFIG = "config"
+BASE_WEIGHTS = "base_weights_artifact"
+BASE_CPU_SECONDS = "base_cpu_seconds"
+BASE_SANITY = "sanity.base"
+FINAL_PREFIX = "final."  # + trial number: the test-split assessment
+RAY_EXPERIMENT = "ray.experiment"  # the Tune experiment still to finish
+# trial user attrs
+WORKER = "worker"  # {"host", "pid"} of the process running it (`search run`, worker)
+RAY = "ray"  # {"node", "pid"} of the Ray worker that ran it
+SURPLUS = "surplus"  # created beyond the budget, never run
+FAIL_REASON = "fail_reason"
+METRICS = "metrics"
+NOTES = "notes"
+WIDTHS = "widths"
+PLAN = "plan"
+FEASIBLE = "feasible"
+SECONDS = "seconds"
+WEIGHTS_ARTIFACT = "weights_artifact"
+RUNGS = "rungs"  # multi-fidelity: one entry per rung reached (budget, metrics)
+
+
+def final_key(number: int) -> str:
+    return f"{FINAL_PREFIX}{number}"
+
+
+def stored_config(study: optuna.Study, wait_seconds: float = 10.0) -> dict[str, Any]:
+    """The config a study was created with; waits briefly for a creator that is still
+    writing it (two processes starting one new study at the same moment)."""
+    deadline = time.monotonic() + wait_seconds
+    while CONFIG not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        study = optuna.load_study(study_name=study.study_name, storage=study._storage)
+    return study.user_attrs.get(CONFIG, {})
+
+
+def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial whose owner is gone, with its reason; False when the owner
+    (or another process) finished it a moment ago."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except RuntimeError:
+        return False
+    return True
+
+
+def store_base(study: optuna.Study, base: nn.Module, artifacts: Any) -> None:
+    """Keep the study's base model as an artifact, once, so every machine uses the same."""
+    if BASE_WEIGHTS in study.user_attrs:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "base.pt"
+        torch.save(base.state_dict(), path)
+        artifact_id = upload_artifact(
+            artifact_store=artifacts, file_path=str(path), study_or_trial=study
+        )
+    study.set_user_attr(BASE_WEIGHTS, artifact_id)
+
+
+def upload_weights(trial: optuna.Trial, save: Any, artifacts: Any) -> str:
+    """Save a model's packed weights with `save(path)` and upload them for `trial`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS_FILE
+        save(path)
+        return upload_artifact(artifact_store=artifacts, file_path=str(path), study_or_trial=trial)
+
+
+def trial_model(trial: optuna.trial.FrozenTrial, artifacts: Any) -> tuple[nn.Module, DataInfo]:
+    """The compressed model a trial stored (its last rung's), and its input facts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS_FILE
+        fetch_artifact(
+            artifacts,
+            trial.user_attrs[WEIGHTS_ARTIFACT],
+            path,
+            f"the weights of trial {trial.number}",
+        )
+        return load_model_with_info(path)
