@@ -96,7 +96,7 @@ def decode(
         strategy, epsilon = "standard", 0.0
     plan = Plan(
         epsilon=epsilon,
-        epochs=int(params["epochs"]),
+        epochs=int(params.get("epochs", config.epochs[1])),
         strategy=strategy,
         from_scratch=params.get("init", config.init[0]) == "scratch",
     )

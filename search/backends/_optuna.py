@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import optuna
 
 from search.config import StudyConfig
 from search.core import BadInput
 from search.study import (
+    SAMPLER_SEED,
     WORKER,
     Progress,
     StudySetup,
@@ -27,6 +29,7 @@ from search.study import (
     finished_count,
     make_sampler,
     prepare_study,
+    sampler_seed,
 )
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,19 @@ class BudgetCallback:
             study.stop()
 
 
-def make_objective(setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore):
-    """The objective of `study.optimize`: claim a budget slot, then `evaluate`."""
+def make_objective(
+    setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore, seed: int | None = None
+) -> Callable[[optuna.Trial], list[float]]:
+    """The objective of `study.optimize`: claim a budget slot, then `evaluate`.
+
+    `seed` (this process's sampler seed) is stored on each trial it runs.
+    """
     worker = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def objective(trial: optuna.Trial) -> list[float]:
         trial.set_user_attr(WORKER, worker)
+        if seed is not None:
+            trial.set_user_attr(SAMPLER_SEED, seed)
         claim_slot(trial, setup.config.trials)
         return evaluate(trial, setup, artifacts)
 
@@ -81,9 +91,10 @@ def run_study(
         )
         return study
     log.info("study %r: %d trials done, running up to %d more", config.study, done, remaining)
-    study.sampler = make_sampler(config, done)
+    seed = sampler_seed(config, done)
+    study.sampler = make_sampler(config, done, seed)
     study.optimize(
-        make_objective(setup, artifacts),
+        make_objective(setup, artifacts, seed),
         n_trials=remaining,
         timeout=config.timeout,
         catch=(Exception,),

@@ -11,9 +11,11 @@ from search.config._schema import (
     CONSTRAINT_OPERATORS,
     DEFAULT_BITS,
     PRESETS_DIR,
+    SAMPLERS,
     STRATEGIES,
     DataConfig,
     EvaluationConfig,
+    FidelityConfig,
     FinetuneConfig,
     LatencyConfig,
     ModelConfig,
@@ -25,6 +27,8 @@ from search.config._schema import (
 )
 
 __all__ = [
+    "FidelityConfig",
+    "SAMPLERS",
     "ALLOWED_BITS",
     "CONSTRAINT_OPERATORS",
     "DEFAULT_BITS",

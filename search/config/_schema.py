@@ -8,6 +8,7 @@ anything is written, so bad input fails fast with one line naming the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from search.core import BadInput, close_matches
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
 STRATEGIES = ("standard", "adversarial", "blind")
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "gp", "nsga2", "random")
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -260,6 +261,46 @@ class LatencyConfig:
 
 
 @dataclass
+class FidelityConfig:
+    """Multi-fidelity search: fine-tuning budgets as rungs, trials promoted rung by rung.
+
+    With `enabled`, a trial fine-tunes by images seen (not `space.epochs`) on a schedule
+    of rungs: `min_images`, then x `factor` each rung, up to `max_images` (the last
+    rung). After each rung the trial is scored and goes on only while it ranks among the
+    top 1 / `factor` of the trials that reached that rung (non-dominated sorting, ties by
+    crowding distance): asynchronous successive halving in the multi-objective study.
+    """
+
+    enabled: bool = False
+    min_images: int = 2000
+    max_images: int = 54000
+    factor: float = 3.0
+
+    def validate(self) -> None:
+        _positive("fidelity.min_images", self.min_images)
+        _positive("fidelity.max_images", self.max_images)
+        _positive("fidelity.factor", self.factor)
+        if self.factor <= 1:
+            raise BadInput(
+                f"config field 'fidelity.factor' must be > 1 (each rung grows "
+                f"the budget), got {self.factor}"
+            )
+        if self.min_images > self.max_images:
+            raise BadInput(
+                f"config field 'fidelity.min_images' must be <= "
+                f"fidelity.max_images, got {self.min_images} > {self.max_images}"
+            )
+
+    def rungs(self) -> list[int]:
+        """The budgets (training images) at which a trial is scored, smallest first."""
+        budgets, budget = [], float(self.min_images)
+        while budget < self.max_images:
+            budgets.append(int(round(budget)))
+            budget *= self.factor
+        return [*budgets, self.max_images]
+
+
+@dataclass
 class StudyConfig:
     """A whole study. `search run` with no arguments uses these defaults (digits)."""
 
@@ -270,7 +311,7 @@ class StudyConfig:
     timeout: float | None = None
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    sampler: str = "tpe"  # tpe | nsga2 | random
+    sampler: str = "tpe"  # tpe | gp | nsga2 | random
     # uniform hand-picked points (the paper's kind of setting) tried before the sampler's
     # own: the search starts where hand-tuning ends (see search.study._warm_start)
     warm_start: int = 6
@@ -288,12 +329,15 @@ class StudyConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     sanity: SanityConfig = field(default_factory=SanityConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
 
     def validate(self) -> StudyConfig:
         """Check every field; raise BadInput naming the first bad one. Returns self."""
-        if not self.study or not self.study.replace("-", "").replace("_", "").isalnum():
+        name = self.study.replace("-", "").replace("_", "")
+        if not name or not name.isascii() or not name.isalnum() or len(self.study) > 128:
             raise BadInput(
-                f"config field 'study' must be letters, digits, '-' or '_', got {self.study!r}"
+                f"config field 'study' must be 1 to 128 ASCII letters, digits, '-' or '_', "
+                f"got {self.study[:80]!r}"
             )
         _positive("trials", self.trials)
         if self.timeout is not None:
@@ -314,6 +358,7 @@ class StudyConfig:
             self.latency,
             self.sanity,
             self.ray,
+            self.fidelity,
         ):
             section.validate()
         for text in self.constraints:
@@ -351,9 +396,16 @@ def parse_constraint(text: str, metrics: list[str] | None = None) -> tuple[str, 
 
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    _finite(name, value)
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise BadInput(f"config field '{name}' must be {bound}, got {value}")
+
+
+def _finite(name: str, value: float) -> None:
+    """NaN and inf are bad input, named as such (comparisons with NaN are all false)."""
+    if not math.isfinite(value):
+        raise BadInput(f"config field '{name}' must be a finite number, got {value}")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -365,6 +417,8 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _range(name: str, pair: list[Any]) -> tuple[float, float]:
+    for value in pair:
+        _finite(name, value)
     if len(pair) != 2 or pair[0] > pair[1]:
         raise BadInput(f"config field '{name}' must be [low, high] with low <= high, got {pair}")
     return pair[0], pair[1]

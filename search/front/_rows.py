@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives import BUILT_IN_METRICS
 from search.core import non_dominated
-from search.study import FAIL_REASON, FEASIBLE, METRICS, PLAN
+from search.study import FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS
 
 CONSTRAINTS_KEY = "constraints"  # the system attr where Optuna keeps constraint values
 UNFINISHED_REASON = "stopped without a result (worker killed or interrupted)"
@@ -37,6 +37,12 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
             epsilon=plan["epsilon"],
             init="scratch" if plan["from_scratch"] else "base",
         )
+    rungs = trial.user_attrs.get(RUNGS)
+    if rungs:  # multi-fidelity: how far it got, and its first objective at each rung
+        row["budget"] = rungs[-1]["budget"]
+        row["rungs"] = len(rungs)
+        first = next(iter(rungs[-1]["metrics"]))
+        row["rung_" + first] = "/".join(f"{r['metrics'][first]:.4g}" for r in rungs)
     row.update({f"params.{k}": v for k, v in trial.params.items()})
     if FEASIBLE in trial.user_attrs:
         row["feasible"] = trial.user_attrs[FEASIBLE]
@@ -116,6 +122,8 @@ TABLE_COLUMNS = [
     "strategy",
     "epsilon",
     "epochs",
+    "budget",
+    "rungs",
 ]
 
 

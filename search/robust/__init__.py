@@ -16,6 +16,12 @@ from search.robust._attacks import (
     robust_accuracy,
     search_attacks,
 )
+from search.robust._budgeted import (
+    BudgetState,
+    batch_indices,
+    cosine_lr,
+    finetune_images,
+)
 from search.robust._cutoff_scale import CutoffScale
 from search.robust._finetune import (
     BatchLoss,
@@ -40,15 +46,19 @@ from search.robust._sanity import (
 __all__ = [
     "AttackFactory",
     "BatchLoss",
+    "BudgetState",
     "Check",
     "CutoffScale",
     "NORMS",
     "Perturb",
+    "batch_indices",
     "clean_accuracy",
+    "cosine_lr",
     "cutoff_scale_examples",
     "describe",
     "final_attacks",
     "finetune",
+    "finetune_images",
     "large_epsilon_breaks",
     "make_batch_loss",
     "make_perturb",

@@ -41,6 +41,14 @@ from search.study._evaluate import (
     suggest,
     weights_metadata,
 )
+from search.study._fidelity import (
+    load_checkpoint_state,
+    objective_point,
+    promotion,
+    record_rung,
+    rung_metrics_of_others,
+    save_checkpoint,
+)
 from search.study._open import (
     RESUMABLE_FIELDS,
     check_compatible,
@@ -55,7 +63,11 @@ from search.study._resolve import (
     metric_names,
     resolve,
 )
-from search.study._samplers import make_sampler
+from search.study._samplers import (
+    make_sampler,
+    process_nonce,
+    sampler_seed,
+)
 from search.study._setup import StudySetup
 from search.study._storage import (
     ALLOWED,
@@ -87,6 +99,7 @@ from search.study._stored import (
     RAY,
     RAY_EXPERIMENT,
     RUNGS,
+    SAMPLER_SEED,
     SECONDS,
     SURPLUS,
     WEIGHTS_ARTIFACT,
@@ -100,9 +113,11 @@ from search.study._stored import (
     upload_weights,
 )
 from search.study._trial import (
+    RungCallback,
     TrialOutcome,
     compress,
     run_trial,
+    score,
 )
 from search.study._warm_start import ANCHORS, anchor_points
 
@@ -132,6 +147,8 @@ __all__ = [
     "RAY_EXPERIMENT",
     "RESUMABLE_FIELDS",
     "RUNGS",
+    "RungCallback",
+    "SAMPLER_SEED",
     "SECONDS",
     "SQLITE",
     "STORAGE_ENV",
@@ -166,19 +183,28 @@ __all__ = [
     "finished_count",
     "load_base",
     "load_checkpoint",
+    "load_checkpoint_state",
     "load_config",
     "make_sampler",
     "metric_names",
+    "objective_point",
     "obtain_base_model",
     "open_storage",
     "open_stored_study",
     "open_study",
     "paper_grid_points",
     "prepare_study",
+    "process_nonce",
+    "promotion",
     "recipe_hash",
     "record",
+    "record_rung",
     "resolve",
     "run_trial",
+    "rung_metrics_of_others",
+    "sampler_seed",
+    "save_checkpoint",
+    "score",
     "setup_from_study",
     "storage_file",
     "storage_url",

@@ -68,6 +68,8 @@ def baseline_config(config: StudyConfig, name: str, study: str | None = None) ->
         trials=trials,
         warm_start=0,
         sampler="random" if name != "paper-grid" else config.sampler,
+        # baselines fine-tune by epochs, as the paper and plain random search do
+        fidelity=dataclasses.replace(config.fidelity, enabled=False),
         study=study or f"{config.study}-{name}",
     )
     return derived.validate()

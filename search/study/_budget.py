@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.core import alive
-from search.study._stored import FAIL_REASON, SURPLUS, WORKER, fail_trial
+from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
         worker = trial.user_attrs.get(WORKER, {})
         if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue
-        if fail_trial(study, trial, f"its worker (pid {worker['pid']}) died mid-trial"):
+        rungs = trial.user_attrs.get(RUNGS, [])
+        lost = f" in rung {len(rungs)} ({len(rungs)} earlier rungs recorded)" if rungs else ""
+        if fail_trial(study, trial, f"its worker (pid {worker['pid']}) died mid-trial{lost}"):
             log.warning(
                 "trial %d: its worker (pid %s) died; marked failed", trial.number, worker["pid"]
             )

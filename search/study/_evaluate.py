@@ -20,6 +20,7 @@ from search.compress import layer_widths, save_packed
 from search.config import StudyConfig, parse_constraint
 from search.robust import describe, model_checks, warn_failures
 from search.study._base_model import base_training_cpu_seconds, load_base
+from search.study._fidelity import record_rung
 from search.study._setup import StudySetup
 from search.study._stored import (
     BASE_CPU_SECONDS,
@@ -61,10 +62,14 @@ def evaluate(
     Params come from the trial (sampled here, or already set by a Ray driver); a failure
     is stored as the trial's `fail_reason` and re-raised.
     """
-    params = {param.name: suggest(trial, param) for param in setup.space()}
     cpu_start = time.process_time()
+
+    def on_rung(index: int, budget: int, outcome: TrialOutcome) -> bool:
+        return record_rung(trial, setup.config, index, budget, outcome, artifacts)
+
     try:
-        outcome = run_trial(setup, params, trial.number)
+        params = {param.name: suggest(trial, param) for param in setup.space()}
+        outcome = run_trial(setup, params, trial.number, on_rung)
         apply_constraints(trial, setup.config, outcome.metrics)
         clock = time.perf_counter()
         record(trial, setup, outcome, artifacts)

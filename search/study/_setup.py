@@ -66,7 +66,12 @@ class StudySetup:
         return self.splits.info.input_shape
 
     def space(self) -> list[Param]:
-        return expand(self.config.space, self.prunable, self.quantizable)
+        """The searched params; with multi-fidelity the fine-tuning budget is the
+        schedule's, so `epochs` is not searched."""
+        params = expand(self.config.space, self.prunable, self.quantizable)
+        if self.config.fidelity.enabled:
+            params = [p for p in params if p.name != "epochs"]
+        return params
 
     def plan(self, params: dict[str, Any]) -> Plan:
         return decode(self.config.space, params, self.prunable, self.quantizable)

@@ -23,7 +23,12 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
                ray.experiment
 Trial attrs:   worker, ray, surplus, fail_reason, metrics, notes, widths, plan, feasible,
-               seconds, weights_artifact, rungs
+               seconds, weights_artifact, rungs, sampler_seed
+
+With multi-fidelity (`fidelity.enabled`) a trial appends one `rungs` entry per rung it
+finishes (rung, budget, images_seen, metrics, cpu_seconds, checkpoint_artifact) before
+deciding whether to go on; its values, `metrics` and `weights_artifact` are its last
+rung's, so the front and the export show a real model with its measured metrics.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ PLAN = "plan"
 FEASIBLE = "feasible"
 SECONDS = "seconds"
 WEIGHTS_ARTIFACT = "weights_artifact"
-RUNGS = "rungs"  # multi-fidelity: one entry per rung reached (budget, metrics)
+RUNGS = "rungs"  # multi-fidelity: one entry per rung reached (budget, metrics, checkpoint)
+SAMPLER_SEED = "sampler_seed"  # the seed of the sampler that drew its params
 
 
 def final_key(number: int) -> str:

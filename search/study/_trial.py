@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,13 @@ from objectives import get_objective
 from search.compress import prune, quantize_weights
 from search.context import TrialContext
 from search.core import TrialFailed
-from search.robust import finetune, robust_not_above_clean, warn_failures
+from search.robust import (
+    BudgetState,
+    finetune,
+    finetune_images,
+    robust_not_above_clean,
+    warn_failures,
+)
 from search.study._setup import StudySetup
 from search.zoo import training_loader
 from spaces import Plan
@@ -36,6 +43,8 @@ class TrialOutcome:
     metrics: dict[str, float]
     notes: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    budget_state: BudgetState | None = None  # multi-fidelity: where fine-tuning stands
+    rung: int | None = None  # multi-fidelity: the rung this outcome ends
 
 
 def compress(
@@ -47,8 +56,21 @@ def compress(
     return quantize_weights(model, plan.bits)
 
 
-def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> TrialOutcome:
+RungCallback = Callable[[int, int, "TrialOutcome"], bool]
+
+
+def run_trial(
+    setup: StudySetup,
+    params: dict[str, Any],
+    number: int = 0,
+    on_rung: RungCallback | None = None,
+) -> TrialOutcome:
     """Compress the base model as `params` say, fine-tune it, and score it.
+
+    With `fidelity.enabled`, fine-tuning goes rung by rung (search.robust's budgeted
+    fine-tune); after each rung the model is scored and `on_rung(index, budget, outcome)`
+    is told, which returns whether to go on (the promotion decision; without a callback
+    every rung runs). The outcome is the last rung's: its model and its metrics.
 
     `seconds` holds the wall time of each step and `cpu` the process CPU-seconds of the
     whole trial (all threads), the compute a method spends.
@@ -62,6 +84,8 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
     start = setup.fresh_model() if plan.from_scratch else setup.base_model
     model = compress(start, plan, setup.input_shape, setup.device)
     seconds["compress"] = time.perf_counter() - clock
+    if cfg.fidelity.enabled and not plan.from_scratch:
+        return _run_rungs(setup, model, plan, params, number, on_rung, seconds, cpu_start)
 
     clock = time.perf_counter()
     if plan.from_scratch:  # trained like the base model: its data per epoch and its lr
@@ -76,7 +100,60 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
     else:
         finetune(model, setup.train_loader, plan, cfg.finetune, setup.device)
     seconds["finetune"] = time.perf_counter() - clock
+    metrics, notes = score(setup, model, params, number, seconds)
+    seconds["cpu"] = time.process_time() - cpu_start
+    return TrialOutcome(model, plan, metrics, notes, seconds)
 
+
+def _run_rungs(
+    setup: StudySetup,
+    model: nn.Module,
+    plan: Plan,
+    params: dict[str, Any],
+    number: int,
+    on_rung: RungCallback | None,
+    seconds: dict[str, float],
+    cpu_start: float,
+) -> TrialOutcome:
+    """Fine-tune and score rung by rung while `on_rung` promotes the trial."""
+    cfg = setup.config
+    budgets = cfg.fidelity.rungs()
+    state: BudgetState | None = None
+    seconds["finetune"] = 0.0
+    for index, budget in enumerate(budgets):
+        clock = time.perf_counter()
+        state = finetune_images(
+            model,
+            setup.splits.train,
+            plan,
+            cfg.finetune,
+            setup.device,
+            until=budget,
+            total=budgets[-1],
+            batch_size=cfg.data.batch_size,
+            seed=cfg.seed * 100_003 + number,
+            state=state,
+        )
+        seconds["finetune"] += time.perf_counter() - clock
+        metrics, notes = score(setup, model, params, number, seconds)
+        notes["images_seen"] = state.images_seen
+        seconds["cpu"] = time.process_time() - cpu_start
+        outcome = TrialOutcome(model, plan, metrics, notes, dict(seconds), state, index)
+        go_on = on_rung(index, budget, outcome) if on_rung is not None else True
+        if not go_on or index == len(budgets) - 1:
+            return outcome
+    raise AssertionError("unreachable: a schedule has at least one rung")
+
+
+def score(
+    setup: StudySetup,
+    model: nn.Module,
+    params: dict[str, Any],
+    number: int,
+    seconds: dict[str, float],
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every metric of the study on the validation split, and the trial's notes."""
+    cfg = setup.config
     ctx = TrialContext(
         model=model.eval(),
         params=dict(params),
@@ -91,12 +168,11 @@ def run_trial(setup: StudySetup, params: dict[str, Any], number: int = 0) -> Tri
     for name in setup.metric_names():
         clock = time.perf_counter()
         value = get_objective(name)(ctx)
-        seconds[name] = time.perf_counter() - clock
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - clock
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if not is_number or not math.isfinite(value):
             raise TrialFailed(f"objective {name!r} returned {value!r}, not a finite number")
         metrics[name] = float(value)
     check = robust_not_above_clean(metrics["robust_accuracy"], metrics["clean_accuracy"])
     ctx.notes["sanity_failed"] = warn_failures([check], f"trial {number}")
-    seconds["cpu"] = time.process_time() - cpu_start
-    return TrialOutcome(model, plan, metrics, ctx.notes, seconds)
+    return metrics, ctx.notes

@@ -1,0 +1,171 @@
+"""Multi-fidelity search: rung schedules, resumable budgeted fine-tuning, promotion.
+
+Real training on digits, a real SQLite study; nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from search.config import FidelityConfig
+from search.core import BadInput
+from search.robust import BudgetState, clean_accuracy, cosine_lr, finetune_images
+from search.study import (
+    RUNGS,
+    StudySetup,
+    compress,
+    config_from_dict,
+    open_storage,
+    open_study,
+    promotion,
+    trial_model,
+)
+from search.zoo import make_loader
+from spaces import Plan
+
+
+def test_rungs_grow_by_the_factor_up_to_the_maximum() -> None:
+    """Guards: the schedule is min, x factor each rung, and ends exactly at max."""
+    assert FidelityConfig(min_images=100, max_images=1000, factor=3).rungs() == [
+        100,
+        300,
+        900,
+        1000,
+    ]
+    assert FidelityConfig(min_images=500, max_images=500).rungs() == [500]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("factor", 1.0, "fidelity.factor"),
+        ("factor", 0.5, "fidelity.factor"),
+        ("factor", float("nan"), "finite"),
+        ("min_images", 0, "fidelity.min_images"),
+        ("min_images", 5000, "fidelity.min_images"),
+        ("max_images", float("inf"), "fidelity.max_images"),
+    ],
+)
+def test_a_schedule_that_cannot_be_met_is_one_line(tiny_config, field, value, words) -> None:
+    """Guards: min above max, factor <= 1, NaN or inf are refused naming the field."""
+    tiny_config["fidelity"] = {"enabled": True, "min_images": 100, "max_images": 1000, field: value}
+    with pytest.raises(BadInput) as info:
+        config_from_dict(tiny_config)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_learning_rate_is_a_cosine_over_the_whole_budget() -> None:
+    """Guards: full at the start, half at the middle, zero at (and past) the end."""
+    assert cosine_lr(0.01, 0, 1000) == pytest.approx(0.01)
+    assert cosine_lr(0.01, 500, 1000) == pytest.approx(0.005)
+    assert cosine_lr(0.01, 1000, 1000) == pytest.approx(0.0)
+    assert cosine_lr(0.01, 2000, 1000) == pytest.approx(0.0)
+
+
+def _compressed(setup: StudySetup, plan: Plan) -> torch.nn.Module:
+    return compress(setup.base_model, plan, setup.input_shape, setup.device)
+
+
+def test_continuing_from_a_checkpoint_equals_training_longer(tiny_setup, tmp_path) -> None:
+    """Guards: rung by rung (with a save / load through a file, an attack in between that
+    draws random numbers, and a fresh model) ends where training straight to B ends."""
+    plan = Plan(sparsity={"conv2": 0.5}, bits={"conv1": 4}, epsilon=0.1, strategy="adversarial")
+    config = tiny_setup.config.finetune
+    data = tiny_setup.splits.train
+    common = dict(total=640, batch_size=64, seed=7)
+
+    torch.manual_seed(1)
+    straight = _compressed(tiny_setup, plan)
+    finetune_images(straight, data, plan, config, tiny_setup.device, until=640, **common)
+
+    torch.manual_seed(1)
+    first = _compressed(tiny_setup, plan)
+    state = finetune_images(first, data, plan, config, tiny_setup.device, until=200, **common)
+    assert state.images_seen == 256  # rungs end on the batch grid
+    torch.rand(1000)  # scoring a rung in between draws random numbers
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": first.state_dict(), "state": state.to_dict()}, path)
+    saved = torch.load(path, weights_only=True)
+    resumed = _compressed(tiny_setup, plan)
+    resumed.load_state_dict(saved["model"])
+    finetune_images(
+        resumed,
+        data,
+        plan,
+        config,
+        tiny_setup.device,
+        until=640,
+        state=BudgetState.from_dict(saved["state"]),
+        **common,
+    )
+
+    images = torch.stack([data[i][0] for i in range(64)])
+    with torch.no_grad():
+        assert torch.allclose(straight(images), resumed(images), atol=1e-4)
+    # and training less ends somewhere else: the comparison can fail
+    with torch.no_grad():
+        assert not torch.allclose(first(images), straight(images), atol=1e-4)
+
+
+def test_promotion_keeps_the_top_fraction_by_non_dominated_rank(tiny_config) -> None:
+    """Guards: ranked by non-dominated sorting over the study's objectives and directions
+    (robust up, latency and size down); the top ceil(n / factor) go on."""
+    tiny_config["fidelity"] = {"enabled": True, "factor": 3}
+    config = config_from_dict(tiny_config)
+
+    def m(robust: float, latency: float, size: float) -> dict[str, float]:
+        return {"robust_accuracy": robust, "latency_ms": latency, "size_bytes": size}
+
+    others = [m(0.5, 1.0, 100), m(0.4, 1.0, 100), m(0.3, 2.0, 200)]
+    assert promotion(config, m(0.9, 0.5, 50), others)[:2] == (True, 0)  # dominates all
+    go_on, place, n = promotion(config, m(0.2, 3.0, 300), others)  # dominated by all
+    assert (go_on, place, n) == (False, 3, 4)
+    assert promotion(config, m(0.1, 1.0, 1), [])[0]  # the first at a rung goes on
+
+
+@pytest.mark.slow
+def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
+    tiny_config, tmp_path: Path
+) -> None:
+    """Guards: each trial stores one entry per rung with its decision; trials go on exactly
+    when they ranked in the top ceil(n / factor); values and weights are the last rung's."""
+    from search.backends._optuna import run_study
+    from search.study import anchor_points, artifact_store
+
+    tiny_config.update(trials=6, study="mf")
+    tiny_config["space"]["epsilon"] = [0.0, 0.1]
+    tiny_config["fidelity"] = {"enabled": True, "min_images": 128, "max_images": 1152, "factor": 3}
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    config = config_from_dict(copy.deepcopy(tiny_config))
+    setup = StudySetup.build(config)
+    assert "epochs" not in {p.name for p in setup.space()}  # the schedule decides
+    study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
+    artifacts = artifact_store(url, str(tmp_path / "artifacts"))
+    run_study(config, setup, study, artifacts)
+
+    schedule = config.fidelity.rungs()
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 6
+    for trial in complete:
+        rungs = trial.user_attrs[RUNGS]
+        assert [r["budget"] for r in rungs] == schedule[: len(rungs)]
+        for r in rungs[:-1]:
+            assert r["promoted"] and r["place"] < math.ceil(r["of"] / config.fidelity.factor)
+        last = rungs[-1]
+        if len(rungs) < len(schedule):
+            assert not last["promoted"]
+            assert last["place"] >= math.ceil(last["of"] / config.fidelity.factor)
+        assert trial.user_attrs["metrics"] == last["metrics"]
+        assert trial.values[0] == last["metrics"]["robust_accuracy"]
+        model, _ = trial_model(trial, artifacts)  # the shipped weights are the last rung's
+        val = make_loader(setup.splits.val, 256)
+        assert clean_accuracy(model, val, setup.device) == pytest.approx(
+            last["metrics"]["clean_accuracy"], abs=1e-6
+        )
+    assert any(len(t.user_attrs[RUNGS]) == len(schedule) for t in complete)
