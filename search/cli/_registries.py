@@ -99,6 +99,8 @@ class Spaces(Command):
         model = build_model(config.model.name, load_splits(config.data, config.seed).info)
         prunable, quantizable = list(prunable_layers(model)), list(weighted_layers(model))
         params = expand(config.space, prunable, quantizable)
+        if config.fidelity.enabled:  # the rung schedule sets the fine-tuning budget
+            params = [p for p in params if p.name != "epochs"]
         kind = (
             f"space.factory {config.space.factory}"
             if config.space.factory

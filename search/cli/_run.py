@@ -46,6 +46,14 @@ class Run(Command):
             "random or adversarial-training (named STUDY-NAME unless "
             "--study is given)",
         )
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="override one config field (dotted, the value read as YAML), e.g. "
+            "--set fidelity.enabled=false; repeatable",
+        )
         parser.add_argument("--json", action="store_true", help="print the front as JSON")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -61,6 +69,7 @@ class Run(Command):
             args.config,
             args.preset,
             {
+                **parse_overrides(args.set),
                 "study": args.study,
                 "storage": args.storage,
                 "trials": args.trials,
@@ -116,3 +125,20 @@ class Worker(Command):
         artifacts = artifact_store(url, config.artifacts)
         run_study(config, setup_from_study(study, config, artifacts), study, artifacts)
         return 0
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """`--set a.b=VALUE` items as dotted overrides; each VALUE is read as one YAML scalar
+    or list (safe loader), so `false`, `3` and `[0, 1]` mean what they say."""
+    import yaml
+
+    overrides: dict[str, object] = {}
+    for item in items:
+        field, sep, text = item.partition("=")
+        if not sep or not field.strip():
+            raise BadInput(f"--set must be FIELD=VALUE (e.g. fidelity.enabled=false), got {item!r}")
+        try:
+            overrides[field.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise BadInput(f"--set {field.strip()}: {text[:80]!r} is not a YAML value") from None
+    return overrides
