@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 
 import optuna
@@ -169,3 +170,67 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
             last["metrics"]["clean_accuracy"], abs=1e-6
         )
     assert any(len(t.user_attrs[RUNGS]) == len(schedule) for t in complete)
+
+
+@pytest.mark.slow
+def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_rung(
+    tiny_config, tiny_setup, tmp_path: Path
+) -> None:
+    """Guards: two `search worker`s on one SQLite file decide promotion from the shared
+    storage (every decision consistent with the rungs the other trials had stored); a
+    worker SIGKILLed mid-rung leaves its trial FAILED, saying which rung was lost, with
+    its earlier rungs kept; the other worker finishes the budget."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from search.backends._optuna import prepare_study
+    from search.study import artifact_store
+
+    tiny_config.update(trials=8, study="mf-workers", artifacts=str(tmp_path / "artifacts"))
+    tiny_config["fidelity"] = {"enabled": True, "min_images": 256, "max_images": 6912, "factor": 3}
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    config = config_from_dict(tiny_config)
+    study = open_study(config, open_storage(url))
+    prepare_study(study, tiny_setup, artifact_store(url, config.artifacts))
+    script = Path(sys.executable).parent / "search"
+    workers = [
+        subprocess.Popen(
+            [str(script), "worker", "--study", "mf-workers", "--storage", url, "--threads", "1"],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline:  # a trial in a later rung
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if trial.user_attrs.get(RUNGS) and trial.user_attrs["rungs"][-1]["promoted"]:
+                victim = trial
+                break
+        time.sleep(0.2)
+    assert victim is not None, "no trial reached a second rung"
+    pid = victim.user_attrs["worker"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    for worker in workers:
+        worker.communicate(timeout=600)
+    trials = {t.number: t for t in study.get_trials()}
+    lost = trials[victim.number]
+    assert lost.state == optuna.trial.TrialState.FAIL
+    assert f"in rung {len(lost.user_attrs[RUNGS])}" in lost.user_attrs["fail_reason"]
+    assert len(lost.user_attrs[RUNGS]) >= 1  # the rungs it finished are kept
+    finished = [
+        t
+        for t in trials.values()
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    ]
+    assert len(finished) == 8
+    for trial in finished:  # each decision matches the rank it recorded
+        for entry in trial.user_attrs.get(RUNGS, []):
+            keep = math.ceil(entry["of"] / config.fidelity.factor)
+            last = entry["rung"] == len(config.fidelity.rungs()) - 1
+            assert entry["promoted"] == (entry["place"] < keep and not last)
