@@ -50,7 +50,7 @@ def run_search(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = launch(config, storage=storage)
     url = storage_url(storage, config.storage)
-    return StudyResult(study, config, artifact_store(url, config.artifacts))
+    return StudyResult(study, config, artifact_store(url, config.artifacts), storage=url)
 
 
 def load_study_result(study: str | None = None, storage: str | None = None) -> StudyResult:
@@ -67,7 +67,7 @@ def load_study_result(study: str | None = None, storage: str | None = None) -> S
         storage_field="load_study_result: storage",
         study_field="load_study_result: study",
     )
-    return StudyResult(loaded, config, artifact_store(url, config.artifacts))
+    return StudyResult(loaded, config, artifact_store(url, config.artifacts), storage=url)
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,15 @@ class FrontMember:
 class StudyResult(Sequence[FrontMember]):
     """The Pareto front of a study: a list of FrontMember, ordered by trial number."""
 
-    def __init__(self, study: optuna.Study, config: StudyConfig, artifacts: Any) -> None:
+    def __init__(
+        self, study: optuna.Study, config: StudyConfig, artifacts: Any, storage: str | None = None
+    ) -> None:
         from search.front import front_trials
 
         self.study = study
         self.config = config
         self.artifacts = artifacts
+        self.storage = storage  # the URL, so an export never lands on the storage file
         self._members = [
             FrontMember(t.number, dict(t.params), dict(t.user_attrs[METRICS]), t, artifacts)
             for t in front_trials(study)
@@ -141,12 +144,21 @@ class StudyResult(Sequence[FrontMember]):
     def export(self, directory: str | Path, force: bool = False) -> pd.DataFrame:
         """Write the export layout (weights, ONNX, recipe, metrics, plot) to `directory`.
 
-        The front is re-assessed on the test split first (stored, so once). An existing,
-        non-empty directory is only replaced with `force`. Returns the pareto table.
+        The front is re-assessed on the test split first (stored, so once). `directory`
+        must be new, empty or an earlier export, which only `force` replaces; never the
+        working directory, a folder holding the storage or the artifacts, a file or a
+        symbolic link (BadInput before any work). Returns the pareto table.
         """
         from search.front import export_front
 
-        return export_front(self.study, self.config, self.artifacts, Path(directory), force=force)
+        return export_front(
+            self.study,
+            self.config,
+            self.artifacts,
+            Path(directory),
+            force=force,
+            storage=self.storage,
+        )
 
 
 def _as_config(config: StudyConfig | dict[str, Any] | str | Path) -> StudyConfig:

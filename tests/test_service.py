@@ -266,7 +266,9 @@ def test_bad_configs_get_the_cli_message_as_422_and_start_nothing(
     listing = service.client.post("/api/studies", json=[1, 2])
     assert listing.status_code == 422 and "mapping" in listing.json()["detail"]
     text = service.client.post("/api/studies", content=b"x", headers={"Content-Type": "text/plain"})
-    assert text.status_code == 422 and "Content-Type" in text.json()["detail"]
+    # a media type that is neither JSON nor YAML is 415 (issue 16: a cross-site form or a
+    # typeless no-cors body must not reach the intake at all)
+    assert text.status_code == 415 and "Content-Type" in text.json()["detail"]
     huge = service.client.post("/api/studies", json={"study": "big", "pad": "x" * 2_000_000})
     assert huge.status_code == 413
 

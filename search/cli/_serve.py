@@ -59,6 +59,19 @@ class Serve(Command):
             metavar="BYTES",
             help="largest request body accepted (default 1000000)",
         )
+        parser.add_argument(
+            "--max-runs",
+            type=int,
+            metavar="N",
+            help="studies running at once; a start past it is refused (default: CPU count)",
+        )
+        parser.add_argument(
+            "--max-trials",
+            type=int,
+            default=10_000,
+            metavar="N",
+            help="most trials a submitted study may ask for (default 10000)",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         try:
@@ -67,10 +80,7 @@ class Serve(Command):
             raise BadInput(
                 f"search serve needs the service extra: pip install 'aer-search[service]' ({exc})"
             ) from None
-        if args.ray_address:
-            from search.service._ray_jobs import RayJobs
-
-            RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
+        # checked first, and writing nothing: a bad flag fails before anything exists
         settings = ServiceSettings.build(
             storage_url(args.storage),
             args.data_dir,
@@ -80,7 +90,13 @@ class Serve(Command):
             allow_plugins=args.allow_plugins,
             ray_address=args.ray_address,
             max_body_bytes=args.max_body,
+            max_runs=args.max_runs,
+            max_trials=args.max_trials,
         )
+        if args.ray_address:
+            from search.service._ray_jobs import RayJobs
+
+            RayJobs(args.ray_address)  # fail now, with one line, if no job API answers there
         return serve(settings)
 
 

@@ -31,7 +31,9 @@ class Pareto(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--export", metavar="DIR", help="write the export layout to DIR")
-        parser.add_argument("--force", action="store_true", help="overwrite an existing export")
+        parser.add_argument(
+            "--force", action="store_true", help="replace an earlier export in DIR (only that)"
+        )
         parser.add_argument("--json", action="store_true", help="print the front as JSON")
         parser.add_argument(
             "--validation-only",
@@ -42,13 +44,26 @@ class Pareto(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         import pandas as pd
 
-        from search.front import assess_front, assessed_row, export_front, front_frame, front_trials
-        from search.study import artifact_store
+        from search.front import (
+            assess_front,
+            assessed_row,
+            check_export_dir,
+            export_front,
+            front_frame,
+            front_trials,
+        )
+        from search.study import artifact_dir, artifact_store
 
         study, config, url = load_existing(args)
+        if args.export:  # before anything is written or assessed (the store makes a folder)
+            check_export_dir(
+                Path(args.export), args.force, url, artifact_dir(url, config.artifacts)
+            )
         artifacts = artifact_store(url, config.artifacts)
         if args.export:
-            table = export_front(study, config, artifacts, Path(args.export), force=args.force)
+            table = export_front(
+                study, config, artifacts, Path(args.export), force=args.force, storage=url
+            )
             log.info("exported %d front members to %s", len(table), args.export)
         elif args.validation_only:
             table = front_frame(study)
@@ -86,17 +101,20 @@ class Trials(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--csv", metavar="FILE", help="write every trial to FILE as CSV")
+        parser.add_argument(
+            "--force", action="store_true", help="overwrite an existing FILE (never the study's)"
+        )
         parser.add_argument("--json", action="store_true")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.front import format_table, frame_json, trials_frame
 
-        study, _, _ = load_existing(args)
+        study, config, url = load_existing(args)
+        if args.csv:
+            check_csv_target(Path(args.csv), args.force, study_files(url, config))
         frame = trials_frame(study)
         if args.csv:
             target = Path(args.csv)
-            if not target.resolve().parent.is_dir():
-                raise BadInput(f"--csv: directory of {args.csv!r} does not exist")
             frame.to_csv(target, index=False)
             log.info("wrote %d trials to %s", len(frame), target)
         elif args.json:
@@ -104,3 +122,45 @@ class Trials(Command):
         else:
             print(format_table(frame, extra=["state", "feasible", "fail_reason"]))
         return 0
+
+
+CSV_ALLOWED = "a new file, or an existing one with --force (never the study's own files)"
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")  # SQLite's own files beside the database
+
+
+def study_files(url: str, config: Any) -> tuple[list[Path], Path]:
+    """The files `--csv` may never overwrite, and the artifacts folder it may not enter.
+
+    The storage file (with SQLite's journal files) and the model checkpoint the study
+    was built from: overwriting one of them loses the study.
+    """
+    from search.study import artifact_dir, storage_file
+
+    files = []
+    storage = storage_file(url)
+    if storage is not None:
+        files += [storage, *(storage.with_name(storage.name + s) for s in SQLITE_SIDE_FILES)]
+    if config.model.checkpoint:
+        files.append(Path(config.model.checkpoint))
+    return files, artifact_dir(url, config.artifacts)
+
+
+def check_csv_target(target: Path, force: bool, protected: tuple[list[Path], Path]) -> None:
+    """Raise BadInput unless `search trials --csv` may write `target`; writes nothing."""
+    given = f"--csv: {str(target)!r}"
+    files, artifacts = protected
+    if target.is_symlink():
+        raise BadInput(f"{given} is a symbolic link; allowed: {CSV_ALLOWED}")
+    resolved = target.resolve()
+    if resolved in {file.resolve() for file in files}:
+        raise BadInput(f"{given} is one of the study's own files; allowed: {CSV_ALLOWED}")
+    if resolved.is_relative_to(artifacts.resolve()):
+        raise BadInput(f"{given} is inside the study's artifacts; allowed: {CSV_ALLOWED}")
+    if resolved.is_dir():
+        raise BadInput(f"{given} is an existing directory; allowed: {CSV_ALLOWED}")
+    if not resolved.parent.is_dir():
+        raise BadInput(f"--csv: directory of {str(target)!r} does not exist")
+    if resolved.exists() and not force:
+        raise BadInput(f"{given} exists; pass --force to overwrite it")
+    if resolved.exists() and not resolved.is_file():
+        raise BadInput(f"{given} is not a regular file; allowed: {CSV_ALLOWED}")

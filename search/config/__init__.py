@@ -5,7 +5,7 @@ the schema only; `search.study.load_config` / `config_from_dict` add the resolve
 that checks names against the registries (models, data sets, objectives, spaces).
 """
 
-from search.config._loading import parse_config, read_config
+from search.config._loading import load_yaml_text, parse_config, read_config
 from search.config._schema import (
     ALLOWED_BITS,
     CONSTRAINT_OPERATORS,
@@ -27,6 +27,7 @@ from search.config._schema import (
 )
 
 __all__ = [
+    "load_yaml_text",
     "FidelityConfig",
     "SAMPLERS",
     "ALLOWED_BITS",

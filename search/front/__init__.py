@@ -11,7 +11,16 @@ from search.front._assess import (
     fingerprint,
     score_on_test,
 )
-from search.front._export import export_front
+from search.front._export import (
+    ALLOWED,
+    MEMBER_FILES,
+    MEMBER_FOLDER,
+    TABLE_FILES,
+    artifact_folder,
+    check_export_dir,
+    export_front,
+    is_export,
+)
 from search.front._hypervolume import (
     Point,
     hypervolume,
@@ -34,13 +43,19 @@ from search.front._rows import (
 )
 
 __all__ = [
+    "ALLOWED",
     "CONSTRAINTS_KEY",
+    "MEMBER_FILES",
+    "MEMBER_FOLDER",
     "Point",
     "TABLE_COLUMNS",
+    "TABLE_FILES",
     "UNFINISHED_REASON",
+    "artifact_folder",
     "assess_front",
     "assess_member",
     "assessed_row",
+    "check_export_dir",
     "export_front",
     "fingerprint",
     "format_table",
@@ -48,6 +63,7 @@ __all__ = [
     "front_frame",
     "front_trials",
     "hypervolume",
+    "is_export",
     "plot_front",
     "report_columns",
     "score_on_test",

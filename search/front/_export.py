@@ -7,13 +7,22 @@ split, search and final attack, sanity checks, quiet re-timing). Exports are sta
 a temporary folder and moved into place, so a failure leaves nothing half-written, and
 an existing export is only replaced with `force`. `search.load_model` reads a member
 back.
+
+Replacing an export deletes a folder, so where an export may go is checked before any
+work (`check_export_dir`) and again just before the old folder goes: a new folder, an
+empty one, or one that holds an earlier export and nothing else (`is_export`: the
+layout itself is the mark, file by file, so no user's folder is ever mistaken for one).
+Never the working directory or a folder above it, never a folder holding the study's
+storage file or artifacts, nor anything inside the artifacts, an existing file or a
+symbolic link, with `--force` or without.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,27 +40,35 @@ from search.front._assess import assess_front
 from search.front._plot import plot_front
 from search.front._rows import assessed_row, frame_json, front_trials, trials_frame
 from search.robust import describe
-from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact
+from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact, storage_file
 from search.zoo import DataInfo
+
+TABLE_FILES = frozenset({"pareto.csv", "pareto.json", "pareto.png"})
+MEMBER_FILES = frozenset({WEIGHTS, "model.onnx", "recipe.yaml", "metrics.json"})
+MEMBER_FOLDER = re.compile(r"trial-[0-9]+")
+ALLOWED = "a new or empty folder, or one holding an earlier export (replaced with --force)"
 
 
 def export_front(
-    study: optuna.Study, config: StudyConfig, artifacts: Any, out_dir: Path, force: bool = False
+    study: optuna.Study,
+    config: StudyConfig,
+    artifacts: Any,
+    out_dir: Path,
+    force: bool = False,
+    storage: str | None = None,
 ) -> pd.DataFrame:
-    """Write the export layout for every front member; returns the pareto table."""
+    """Write the export layout for every front member; returns the pareto table.
+
+    `storage` (the study's URL) lets the check refuse a folder holding the storage file.
+    """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise BadInput(
-            f"--export: {str(out_dir)!r} exists and is not empty; pass --force to overwrite it"
-        )
-    if not out_dir.resolve().parent.is_dir():
-        raise BadInput(f"--export: parent directory of {str(out_dir)!r} does not exist")
+    protected = artifact_folder(artifacts)
+    check_export_dir(out_dir, force, storage, protected)
     members = front_trials(study)
     if not members:
         raise BadInput(f"--study: study {study.study_name!r} has no complete trial to export")
-    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    target = out_dir.resolve()
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         reports = assess_front(study, config, artifacts)
         rows = [
@@ -62,12 +79,92 @@ def export_front(
         table.to_csv(staging / "pareto.csv", index=False)
         (staging / "pareto.json").write_text(frame_json(table))
         plot_front(trials_frame(study), table, staging / "pareto.png", study.study_name)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
+        # minutes may have passed: check again right before the old folder is deleted
+        check_export_dir(out_dir, force, storage, protected)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return table
+
+
+def artifact_folder(artifacts: Any) -> Path | None:
+    """The folder of a file-system artifact store (None for any other store)."""
+    base = getattr(artifacts, "_base_path", None)
+    return Path(base) if base is not None else None
+
+
+def check_export_dir(
+    out_dir: Path, force: bool, storage: str | None = None, artifacts: Path | None = None
+) -> None:
+    """Raise BadInput unless an export may be written to `out_dir`; writes nothing.
+
+    An export replaces the whole folder, so anything else there would be deleted:
+    `force` only ever replaces an earlier export (see the module docstring).
+    """
+    given = f"--export: {str(out_dir)!r}"
+    if out_dir.is_symlink():
+        raise BadInput(f"{given} is a symbolic link; allowed: {ALLOWED}")
+    target = out_dir.resolve()
+    _refuse_protected(target, given, storage, artifacts)
+    if target.exists() and not target.is_dir():
+        raise BadInput(f"{given} is an existing file; allowed: {ALLOWED}")
+    if not target.parent.is_dir():
+        raise BadInput(f"--export: parent directory of {str(out_dir)!r} does not exist")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not is_export(target):
+        raise BadInput(
+            f"{given} exists and holds files that are not an export, which --force "
+            f"would delete; allowed: {ALLOWED}"
+        )
+    if not force:
+        raise BadInput(f"{given} exists and is not empty; pass --force to overwrite it")
+
+
+def _refuse_protected(
+    target: Path, given: str, storage: str | None, artifacts: Path | None
+) -> None:
+    """Refuse the working directory, the study's files and every folder above them."""
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise BadInput(f"{given} is the working directory or a folder above it; allowed: {ALLOWED}")
+    file = storage_file(storage) if storage else None
+    if file is not None and target in file.resolve().parents:
+        raise BadInput(f"{given} holds the study's storage file; allowed: {ALLOWED}")
+    if artifacts is not None:
+        folder = artifacts.resolve()
+        if target.is_relative_to(folder) or target in folder.parents:
+            raise BadInput(
+                f"{given} is, holds or is inside the artifacts folder {str(artifacts)!r}; "
+                f"allowed: {ALLOWED}"
+            )
+
+
+def is_export(folder: Path) -> bool:
+    """Whether `folder` holds an earlier export and nothing else.
+
+    Only the layout counts: pareto.json, the other table files, and trial-N folders
+    holding member files only, none of them a symbolic link. A folder with anything
+    more is a user's, and is never replaced.
+    """
+    if not (folder / "pareto.json").is_file():
+        return False
+    return all(_is_export_entry(path) for path in folder.iterdir())
+
+
+def _is_export_entry(path: Path) -> bool:
+    if path.is_symlink():
+        return False
+    if path.name in TABLE_FILES:
+        return path.is_file()
+    if MEMBER_FOLDER.fullmatch(path.name) and path.is_dir():
+        return all(
+            member.name in MEMBER_FILES and member.is_file() and not member.is_symlink()
+            for member in path.iterdir()
+        )
+    return False
 
 
 def _export_member(

@@ -3,7 +3,9 @@ API and the page.
 
 Errors keep the CLI's contract: bad input is one line naming the field (HTTP 422, or
 413 for a body over the limit), a request that does not fit the study's state is 409,
-an unknown study or trial 404. Every error body is `{"detail": "one line"}`.
+an unknown study or trial 404, a start beyond the service's cap on running studies
+429; the guard refuses a wrong Host (421), another site's Origin (403) and a body that
+is no config type (415). Every error body is `{"detail": "one line"}`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from search.core import BadInput
-from search.service._errors import Conflict, NotFound, Unavailable
+from search.service._errors import Busy, Conflict, NotFound, Unavailable
 from search.service._exports import ExportFailed
 from search.service._guard import BodyTooLarge, Guard
 from search.service._routes import router
@@ -29,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: ServiceSettings) -> Guard:
-    """The service's ASGI app: FastAPI wrapped in the token and body-size guard."""
+    """The service's ASGI app: FastAPI wrapped in the guard (Host, Origin, token, body)."""
     # no /docs or /redoc: FastAPI's pages load their scripts from a CDN, and nothing the
     # service serves may need the network; /openapi.json is the spec
     app = FastAPI(
@@ -51,6 +53,7 @@ def create_app(settings: ServiceSettings) -> Guard:
 
     app.add_exception_handler(BadInput, _status(422))
     app.add_exception_handler(Conflict, _status(409))
+    app.add_exception_handler(Busy, _status(429))
     app.add_exception_handler(NotFound, _status(404))
     app.add_exception_handler(Unavailable, _status(503))
     app.add_exception_handler(ExportFailed, _status(500))
@@ -66,7 +69,8 @@ def create_app(settings: ServiceSettings) -> Guard:
 
     # raised while a route reads; the ignore is Starlette's handler type, as above
     app.add_exception_handler(BodyTooLarge, too_large)  # type: ignore[arg-type]
-    return Guard(app, settings.token, settings.max_body_bytes)  # `.app` is the FastAPI app
+    # `.app` is the FastAPI app
+    return Guard(app, settings.token, settings.max_body_bytes, settings.served_hosts())
 
 
 def _status(code: int):

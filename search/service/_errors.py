@@ -16,3 +16,7 @@ class Conflict(Exception):
 
 class Unavailable(Exception):
     """The backend cannot act now, e.g. the Ray cluster is down (HTTP 503)."""
+
+
+class Busy(Exception):
+    """The service already runs as many studies as it may (HTTP 429); nothing was started."""

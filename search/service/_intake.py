@@ -6,18 +6,21 @@ factories), so import paths are refused *before* validation unless the operator
 started the service with `--allow-plugins`. The same switch guards fields that name
 files or folders on the server (checkpoint, data root, artifacts) or download data:
 the service decides where a study's files go, so one study's files cannot land on
-another's. Every refusal is one line naming the field, like the CLI's errors.
+another's. A submission is also held to the service's sizes: a study name every
+route can reach (ASCII, as the routes' paths allow), and no count of trials, epochs or
+attack steps far past any real study's (one request must not occupy the machine for
+months). Every refusal is one line naming the field, like the CLI's errors.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-import yaml
-
-from search.config import StudyConfig
+from search.config import StudyConfig, load_yaml_text
 from search.core import BadInput
+from search.service._settings import DEFAULT_MAX_TRIALS
 from search.study import config_from_dict
 
 JSON_TYPES = ("application/json",)
@@ -25,6 +28,34 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 TRUST_HINT = "start the service with --allow-plugins to trust submitted configs"
 # fields naming a file or folder on the server, or making it download
 SERVER_FIELDS = (("artifacts",), ("model", "checkpoint"), ("data", "root"), ("ray", "storage_path"))
+NAME_CHARS = "A-Za-z0-9_-"  # ASCII only: str.isalnum would take names no route can reach
+MAX_NAME = 100
+STUDY_NAME = re.compile(f"[{NAME_CHARS}]{{1,{MAX_NAME}}}")
+# the largest value a submitted config may give each size: far past any real study,
+# so only a request meant to occupy the machine (or a typo of zeros) is refused
+SIZE_CAPS: tuple[tuple[str, int], ...] = (
+    ("model.base_epochs", 1000),
+    ("model.base_samples_per_epoch", 10_000_000),
+    ("data.batch_size", 65_536),
+    ("data.val_samples", 10_000_000),
+    ("data.test_samples", 10_000_000),
+    ("space.epochs", 1000),
+    ("finetune.steps", 1000),
+    ("finetune.samples_per_epoch", 10_000_000),
+    ("evaluation.steps", 10_000),
+    ("evaluation.restarts", 100),
+    ("evaluation.final_steps", 10_000),
+    ("evaluation.final_restarts", 100),
+    ("sanity.steps_factor", 100),
+    ("latency.batch_size", 65_536),
+    ("latency.threads", 1024),
+    ("latency.warmup", 100_000),
+    ("latency.repeats", 100_000),
+    ("latency.calibration_samples", 1_000_000),
+    ("fidelity.min_images", 100_000_000),
+    ("fidelity.max_images", 100_000_000),
+    ("ray.max_failures", 100),
+)
 
 
 def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
@@ -35,11 +66,8 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadInput("CONFIG: the request body is not UTF-8 text") from None
     if kind in YAML_TYPES:
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise BadInput(f"CONFIG is not valid YAML: {' '.join(str(exc).split())}") from None
-    elif kind in JSON_TYPES or not kind:
+        raw = load_yaml_text(text)  # `search run`'s reader: no aliases, bounded depth
+    elif kind in JSON_TYPES:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -95,15 +123,47 @@ def check_trusted(raw: dict[str, Any], allow_plugins: bool, storage: str) -> Non
         )
 
 
-def submitted_config(raw: dict[str, Any], allow_plugins: bool, storage: str) -> StudyConfig:
+def submitted_config(
+    raw: dict[str, Any],
+    allow_plugins: bool,
+    storage: str,
+    max_trials: int = DEFAULT_MAX_TRIALS,
+) -> StudyConfig:
     """The validated config of a submission, with the same messages as `search run`."""
     check_trusted(raw, allow_plugins, storage)
     config = config_from_dict({**raw, "storage": None})
-    if len(config.study) > 100:
-        raise BadInput(
-            f"config field 'study' must be at most 100 characters, got {len(config.study)}"
-        )
+    check_name(config.study)
+    check_sizes(config, max_trials)
     return config
+
+
+def check_name(name: str) -> None:
+    """The one rule for names the service takes: what every route's path accepts."""
+    if not STUDY_NAME.fullmatch(name):
+        raise BadInput(
+            f"config field 'study' must be 1 to {MAX_NAME} ASCII letters, digits, '-' or "
+            f"'_' (the service's paths take no others), got {name[:MAX_NAME]!r}"
+        )
+
+
+def check_sizes(config: StudyConfig, max_trials: int) -> None:
+    """Refuse a size past the service's cap, naming the field (HTTP 422)."""
+    caps = (("trials", max_trials), ("warm_start", max_trials), *SIZE_CAPS)
+    for name, cap in caps:
+        value = _field(config, name)
+        if value is not None and value > cap:
+            hint = " (--max-trials)" if name in ("trials", "warm_start") else ""
+            raise BadInput(
+                f"config field '{name}' must be <= {cap} on this service{hint}, got {value}"
+            )
+
+
+def _field(config: StudyConfig, name: str) -> Any:
+    """A config field by dotted name; a range gives its upper end, a missing field None."""
+    node: Any = config
+    for part in name.split("."):
+        node = getattr(node, part, None)
+    return max(node) if isinstance(node, list) and node else node
 
 
 def _get(raw: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -2,7 +2,8 @@
 
 Handlers are plain functions (FastAPI runs them in its thread pool), so a slow storage
 or an export in progress never blocks the others. Names in paths are checked against
-the pattern study names follow; numbers are integers; nothing from a path is ever
+the pattern study names follow (the intake's ASCII characters, so every name the
+service accepts is reachable here); numbers are integers; nothing from a path is ever
 joined onto a file path without that check.
 """
 
@@ -18,11 +19,18 @@ from starlette.concurrency import run_in_threadpool
 
 from search.service import _exports, _status
 from search.service._errors import Conflict, NotFound
-from search.service._intake import JSON_TYPES, YAML_TYPES, parse_body, submitted_config
+from search.service._intake import (
+    JSON_TYPES,
+    NAME_CHARS,
+    YAML_TYPES,
+    parse_body,
+    submitted_config,
+)
 from search.service._service import Service
 from search.study import CONFIG
 
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
+# 200, not the intake's 100: a study made by `search run` elsewhere may be longer
+NAME_PATTERN = rf"^[{NAME_CHARS}]{{1,200}}$"
 StudyName = Annotated[str, Path(pattern=NAME_PATTERN, description="study name")]
 TrialNumber = Annotated[int, Path(ge=0, le=10**9, description="trial number")]
 
@@ -36,11 +44,17 @@ class Problem(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
     for code, text in (
+        (403, "another site's page (Origin) may not use the service"),
         (404, "no such study or trial"),
         (409, "not possible in this state"),
         (413, "request body too large"),
+        (421, "the Host header does not name this service"),
         (422, "bad input"),
     )
+}
+STARTS: dict[int | str, dict[str, Any]] = {
+    415: {"model": Problem, "description": "a body that is not JSON or YAML"},
+    429: {"model": Problem, "description": "the service runs as many studies as it may"},
 }
 ZIP: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/zip": {}}, "description": "a zip of the export"}
@@ -76,7 +90,7 @@ def _service(request: Request) -> Service:
 def _summary(service: Service, name: str, study: Any = None) -> dict[str, Any]:
     runner = service.runner
     study = study if study is not None else _status.load_study(service.storage, name)
-    has_folder = bool(re.match(NAME_PATTERN, name)) and runner.folder(name).is_dir()
+    has_folder = bool(re.fullmatch(NAME_PATTERN, name)) and runner.folder(name).is_dir()
     runs = runner.refresh(name) if has_folder else None
     alive = runs is not None and any(r.exit_code is None for r in runs.runs)
     if study is None and runs is None:
@@ -107,7 +121,7 @@ def service_info(request: Request) -> dict[str, Any]:
     return _service(request).describe()
 
 
-@router.post("/studies", status_code=201, openapi_extra=CONFIG_BODY)
+@router.post("/studies", status_code=201, openapi_extra=CONFIG_BODY, responses=STARTS)
 async def submit_study(request: Request) -> dict[str, Any]:
     """Submit a study config (JSON, or YAML as `search run` reads it) and start it.
 
@@ -121,7 +135,8 @@ async def submit_study(request: Request) -> dict[str, Any]:
 
 def _submit(service: Service, raw: dict[str, Any]) -> dict[str, Any]:
     """Validate (imports objectives: not on the event loop), claim the name, start."""
-    config = submitted_config(raw, service.settings.allow_plugins, service.settings.storage)
+    settings = service.settings
+    config = submitted_config(raw, settings.allow_plugins, settings.storage, settings.max_trials)
     if config.study in _status.study_names(service.storage):
         raise Conflict(
             f"study {config.study!r} already exists in the storage; resume it "
@@ -171,7 +186,7 @@ def get_front(
     return {"study": name, "objectives": study.metric_names, "assessed": assess, "members": members}
 
 
-@router.post("/studies/{name}/stop")
+@router.post("/studies/{name}/stop", responses={415: STARTS[415]})
 def stop_study(request: Request, name: StudyName) -> dict[str, Any]:
     """Interrupt the processes this service started for the study (trials in flight fail)."""
     service = _service(request)
@@ -191,7 +206,7 @@ def stop_study(request: Request, name: StudyName) -> dict[str, Any]:
     return _summary(service, name)
 
 
-@router.post("/studies/{name}/resume")
+@router.post("/studies/{name}/resume", responses=STARTS)
 def resume_study(request: Request, name: StudyName) -> dict[str, Any]:
     """Start the study again: `search run` for a submitted one, else `search worker`."""
     service = _service(request)

@@ -7,6 +7,9 @@ folder `DATA/studies/NAME/` holds the submitted `config.yaml`, `runs.json` (each
 process's pid and start time, or each Ray job's id), `run.log` and the exports. The
 pid and the kernel's start time together name a process, so a pid reused by an
 unrelated process after a reboot is never taken for the study's, nor signalled.
+Each process trains on this machine (or takes a Ray job), so the runner starts one
+only while fewer than `max_runs` of the service's studies run; past that a start is
+refused (`Busy`) before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import yaml
 
 from search.config import StudyConfig
 from search.core import BadInput, start_ticks
-from search.service._errors import Conflict
+from search.service._errors import Busy, Conflict
 from search.service._ray_jobs import RayJobs
 
 CONFIG_FILE = "config.yaml"
@@ -81,11 +84,19 @@ class RunState:
 class Runner:
     """Starts, watches and stops the processes of studies; one per service."""
 
-    def __init__(self, data_dir: Path, storage: str, ray_address: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        storage: str,
+        ray_address: str | None = None,
+        max_runs: int | None = None,
+    ) -> None:
         self.root = data_dir / "studies"
         self.root.mkdir(parents=True, exist_ok=True)
         self.storage = storage
         self.jobs = RayJobs(ray_address) if ray_address else None
+        self.max_runs = max_runs  # None: no cap
+        self._starting = threading.Lock()  # counting the live runs and starting one: atomic
         self._children: dict[int, subprocess.Popen] = {}  # started by this instance
         self._locks: dict[str, threading.Lock] = {}  # one start or stop at a time
         self._file_locks: dict[str, threading.RLock] = {}  # runs.json read-modify-write
@@ -114,25 +125,44 @@ class Runner:
     def submit(self, config: StudyConfig) -> None:
         """Claim the study's folder (one submission per name wins), write its config, start it."""
         folder = self.folder(config.study)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            raise Conflict(
-                f"study {config.study!r} was already submitted to this service; "
-                f"resume it, or choose another name"
-            ) from None
-        (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        with self.lock(config.study):
-            self._start(config.study, folder, "run")
+        with self._starting:
+            self._check_capacity()
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                raise Conflict(
+                    f"study {config.study!r} was already submitted to this service; "
+                    f"resume it, or choose another name"
+                ) from None
+            (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            with self.lock(config.study):
+                self._start(config.study, folder, "run")
 
     def resume(self, name: str) -> None:
         folder = self.folder(name)
-        folder.mkdir(exist_ok=True)
-        with self.lock(name):
+        with self._starting, self.lock(name):
             if self.alive_runs(name):
                 raise Conflict(f"study {name!r} is already running")
+            self._check_capacity()
+            folder.mkdir(exist_ok=True)
             kind = "run" if (folder / CONFIG_FILE).is_file() else "worker"
             self._start(name, folder, kind)
+
+    def running(self) -> int:
+        """How many processes (or Ray jobs) of this service's studies are alive now."""
+        folders = [p for p in self.root.iterdir() if (p / RUNS_FILE).is_file()]
+        return sum(len(self.alive_runs(p.name)) for p in folders)
+
+    def _check_capacity(self) -> None:
+        """Refuse a start past `max_runs` (called holding `_starting`)."""
+        if self.max_runs is None:
+            return
+        running = self.running()
+        if running >= self.max_runs:
+            raise Busy(
+                f"this service already runs {running} studies, its limit (--max-runs "
+                f"{self.max_runs}); stop one or wait for one to finish, then try again"
+            )
 
     def stop(self, name: str) -> int:
         """Interrupt every live process of the study (then kill it); returns how many."""

@@ -1,7 +1,9 @@
 """`search serve`: run the service with uvicorn until interrupted.
 
 Studies it started keep running when it stops (they run in their own sessions); a
-service started again on the same storage and data folder shows them as before.
+service started again on the same storage and data folder shows them as before. The
+data folder is made only once the port is known to be free, so a service that cannot
+start leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def serve(settings: ServiceSettings) -> int:
     from search.service._app import create_app
 
     check_port_free(settings.host, settings.port)
-    app = create_app(settings)
+    app = create_app(settings)  # makes the data folder
     fastapi_app = cast("FastAPI", app.app)  # the guard wraps the FastAPI app
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info(
@@ -54,5 +56,12 @@ def serve(settings: ServiceSettings) -> int:
         settings.data_dir,
         ", token required" if settings.token else "",
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        ws_max_size=settings.max_body_bytes,  # a websocket message: no more than a body
+    )
     return 0

@@ -21,7 +21,9 @@ class Service:
         # One cached storage for every request: Optuna's cache keeps finished trials
         # (they never change) and re-reads only unfinished and new ones from the database.
         self.storage = optuna.storages.get_storage(open_storage(settings.storage, heartbeat=False))
-        self.runner = Runner(settings.data_dir, settings.storage, settings.ray_address)
+        self.runner = Runner(
+            settings.data_dir, settings.storage, settings.ray_address, settings.max_runs
+        )
         self._export_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -37,6 +39,8 @@ class Service:
             "ray_address": self.settings.ray_address,
             "allow_plugins": self.settings.allow_plugins,
             "max_body_bytes": self.settings.max_body_bytes,
+            "max_runs": self.settings.max_runs,
+            "max_trials": self.settings.max_trials,
         }
 
 

@@ -1,15 +1,17 @@
 """What one service instance serves, and the checks made before it binds a port.
 
 The settings are fixed at start: one storage (the source of truth), one data folder
-for the service's own files, the backend (local processes or a Ray cluster), and the
-safety switches. Binding anywhere but the loopback address needs a token, because
-the API starts processes on this machine.
+for the service's own files, the backend (local processes or a Ray cluster), the
+safety switches and the limits. Binding anywhere but the loopback address needs a
+token, because the API starts processes on this machine. Checking the settings writes
+nothing: a bad argument fails with one line before any folder exists.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from search.core import BadInput
@@ -17,7 +19,9 @@ from search.study import absolute_url, check_storage_url, storage_file
 
 TOKEN_ENV = "AER_SEARCH_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # every address of the machine
 DEFAULT_MAX_BODY = 1_000_000  # bytes of one request body: a config is a few kB
+DEFAULT_MAX_TRIALS = 10_000  # trials one submitted study may ask for
 
 
 @dataclass(frozen=True)
@@ -33,21 +37,59 @@ class ServiceSettings:
     ray_address: str | None = None  # submit studies as Ray jobs to this dashboard
     max_body_bytes: int = DEFAULT_MAX_BODY
     export_timeout: float = 3600.0  # seconds an export (test-split assessment) may take
+    # processes (or Ray jobs) of studies running at once: each trains on the machine
+    max_runs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_trials: int = DEFAULT_MAX_TRIALS
 
     @classmethod
     def build(cls, storage: str, data_dir: str | Path | None = None, **options) -> ServiceSettings:
-        """Checked settings: the storage URL made absolute, the data folder created."""
+        """Checked settings, the storage URL made absolute; writes nothing.
+
+        The data folder is made by the service once it can listen (search.service._serve),
+        so a bad argument or a taken port leaves no trace behind.
+        """
+        options = {k: v for k, v in options.items() if v is not None}  # None: the default
         url = absolute_url(storage)  # processes it starts run in folders of their own
-        check_storage_url(url)
         folder = Path(data_dir) if data_dir else default_data_dir(url)
+        settings = cls(storage=url, data_dir=folder.resolve(), **options)
+        check_limits(settings)
+        check_storage_url(url)
         if not folder.resolve().parent.is_dir():
             raise BadInput(f"--data-dir: parent directory of {str(folder)!r} does not exist")
-        settings = cls(storage=url, data_dir=folder.resolve(), **options)
         check_binding(settings.host, settings.token)
-        if settings.max_body_bytes < 1024:
-            raise BadInput(f"--max-body must be >= 1024 bytes, got {settings.max_body_bytes}")
-        settings.data_dir.mkdir(exist_ok=True)
         return settings
+
+    def served_hosts(self) -> frozenset[str] | None:
+        """The `Host` values naming this service; None when bound to every address.
+
+        A browser sends the name it resolved, so a DNS-rebinding page (evil.example
+        pointed at 127.0.0.1) is told apart by its Host. A wildcard bind has no fixed
+        name to compare with; it needs a token, which such a page does not have.
+        """
+        if self.host in WILDCARD_HOSTS:
+            return None
+        names = {self.host}
+        if is_loopback(self.host):
+            names.add("localhost")
+        if self.host == "localhost":
+            names |= {"127.0.0.1", "::1"}
+        shown = {f"[{name}]" if ":" in name else name for name in names}
+        hosts = {f"{name}:{self.port}" for name in shown}
+        if self.port == 80:  # a browser leaves out the default port
+            hosts |= shown
+        return frozenset(host.lower() for host in hosts)
+
+
+def check_limits(settings: ServiceSettings) -> None:
+    """The numeric flags in range, each refused with one line naming it."""
+    if not 1 <= settings.port <= 65535:
+        raise BadInput(f"--port must be 1 to 65535, got {settings.port}")
+    if settings.max_body_bytes < 1024:
+        raise BadInput(f"--max-body must be >= 1024 bytes, got {settings.max_body_bytes}")
+    if settings.max_runs < 1:
+        raise BadInput(f"--max-runs must be >= 1, got {settings.max_runs}")
+    if settings.max_trials < 1:
+        raise BadInput(f"--max-trials must be >= 1, got {settings.max_trials}")
 
 
 def is_loopback(host: str) -> bool:

@@ -28,8 +28,20 @@ HEARTBEAT_SECONDS = 30
 
 def storage_url(given: str | None, from_config: str | None = None) -> str:
     """The storage to use: given (a flag, an argument), the config's, $AER_SEARCH_STORAGE,
-    then the default file in the working directory."""
+    then the default file in the working directory.
+
+    An empty URL that was given is refused rather than read as "not given": `--storage
+    "$UNSET_VARIABLE"` must not silently open (or create) the default file instead.
+    """
+    _refuse_empty(given, "--storage")
+    _refuse_empty(from_config, "config field 'storage'")
     return given or from_config or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def _refuse_empty(url: str | None, field: str) -> None:
+    """Raise BadInput naming `field` if `url` was given but holds no text."""
+    if url is not None and not url.strip():
+        raise BadInput(f"{field}: the storage URL is empty; allowed: {ALLOWED}")
 
 
 def _journal_path(url: str) -> Path:
@@ -38,6 +50,7 @@ def _journal_path(url: str) -> Path:
 
 def check_storage_url(url: str) -> None:
     """Raise BadInput if `url` cannot serve as a storage; writes nothing."""
+    _refuse_empty(url, "--storage")
     if url.startswith(JOURNAL):
         path = _journal_path(url)
         if not path.name or not path.parent.resolve().is_dir():

@@ -6,6 +6,7 @@ import path (`pkg.module:function`).
 """
 
 from search.zoo._data import (
+    CIFAR_GLOBALS,
     DATASETS,
     IDX_FILES,
     SYSTEM_IDX_DIRS,
@@ -32,6 +33,7 @@ from search.zoo._models import (
 
 __all__ = [
     "BasicBlock",
+    "CIFAR_GLOBALS",
     "DATASETS",
     "DataInfo",
     "IDX_FILES",

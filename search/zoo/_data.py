@@ -21,10 +21,11 @@ resumed study and every worker see the same images. The engine makes the loaders
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -228,30 +229,133 @@ def _torchvision(
 
 def _local_cifar10() -> type:
     import torchvision
+    from torchvision.datasets import VisionDataset
 
     class LocalCIFAR10(torchvision.datasets.CIFAR10):
-        """CIFAR-10 from local files in the original python format, trusted as they are.
+        """CIFAR-10 from local files in the original python format, read as data only.
 
         torchvision checks each batch file's MD5 against the official release; local
         copies (a re-packed subset, or the small files the tests write in the real
-        format) differ, so here a file only has to exist. Downloads still verify.
+        format) differ, so here a file only has to exist. Without the checksum a batch
+        file could be any pickle, and unpickling runs whatever code a pickle names, so
+        every file is read by `_load_batch` (numpy arrays, lists, strings and numbers
+        only). Downloads still verify the archive.
         """
+
+        def __init__(
+            self,
+            root: str,
+            train: bool = True,
+            transform: Callable | None = None,
+            target_transform: Callable | None = None,
+            download: bool = False,
+        ) -> None:
+            # torchvision's __init__ calls pickle.load itself, so it is replaced whole
+            VisionDataset.__init__(
+                self, root, transform=transform, target_transform=target_transform
+            )
+            self.train = train
+            if download:
+                self.download()
+            if not self._check_integrity():
+                raise RuntimeError("Dataset not found or corrupted")
+            folder = Path(self.root) / self.base_folder
+            files = self.train_list if train else self.test_list
+            batches = [_cifar_batch(folder / name) for name, _ in files]
+            data = np.vstack([batch["data"] for batch in batches]).reshape(-1, 3, 32, 32)
+            self.data = data.transpose((0, 2, 3, 1))  # HWC, as torchvision keeps it
+            self.targets = [label for batch in batches for label in _batch_labels(batch)]
+            self._load_meta()
 
         def _check_integrity(self) -> bool:
             folder = Path(self.root) / self.base_folder
             return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
 
         def _load_meta(self) -> None:
-            import pickle
-
             path = Path(self.root) / self.base_folder / self.meta["filename"]
             if not path.is_file():
                 raise RuntimeError(f"CIFAR-10 metadata file {path} not found")
-            with path.open("rb") as handle:
-                self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
+            meta = _load_batch(path)
+            if not isinstance(meta, dict) or self.meta["key"] not in meta:
+                raise _not_cifar(path, f"no {self.meta['key']!r} list")
+            self.classes = meta[self.meta["key"]]
             self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
     return LocalCIFAR10
+
+
+# What the CIFAR-10 python release's pickles name: numpy's array reconstruction (under
+# numpy 1's and numpy 2's module names) and the builtins a protocol-2 pickle may call.
+CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # protocol 2 writes bytes as _codecs.encode(text, "latin1")
+    *(("builtins", name) for name in ("dict", "list", "tuple", "str", "bytes", "int", "float")),
+}
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as protocol-2 pickles call it (latin1 only: no other codec runs)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _bytes(*args: Any) -> bytes:
+    """`bytes` as protocol 2 calls it for b"" (`bytes(N)` would allocate N bytes: refused)."""
+    if any(isinstance(arg, int) for arg in args):
+        raise pickle.UnpicklingError("bytes(N)")
+    return bytes(*args)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only CIFAR_GLOBALS: anything else is refused unrun."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = {"__builtin__": "builtins"}.get(module, module)  # Python 2 pickles
+        if (module, name) not in CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}")
+        if module.endswith("multiarray"):
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # this numpy's _reconstruct
+        if module == "_codecs":
+            return _latin1_encode
+        if name == "bytes":
+            return _bytes
+        return super().find_class(module, name)
+
+
+def _load_batch(path: Path) -> Any:
+    """One CIFAR-10 pickle, read with `_CifarUnpickler`; BadInput naming the file else."""
+    try:
+        with path.open("rb") as handle:
+            return _CifarUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise _not_cifar(path, " ".join(str(exc).split())[:80]) from None
+
+
+def _cifar_batch(path: Path) -> dict[str, Any]:
+    """A batch file's dict, checked to hold `data` rows and labels as the release has."""
+    batch = _load_batch(path)
+    if not isinstance(batch, dict) or not isinstance(batch.get("data"), np.ndarray):
+        raise _not_cifar(path, "no 'data' array")
+    if not isinstance(batch.get("labels", batch.get("fine_labels")), list):
+        raise _not_cifar(path, "no 'labels' list")
+    if batch["data"].ndim != 2 or batch["data"].shape[1] != 3 * 32 * 32:
+        raise _not_cifar(path, f"'data' has shape {batch['data'].shape}, not (N, 3072)")
+    return batch
+
+
+def _batch_labels(batch: dict[str, Any]) -> list[int]:
+    return list(batch["labels"] if "labels" in batch else batch["fine_labels"])
+
+
+def _not_cifar(path: Path, why: str) -> BadInput:
+    return BadInput(
+        f"config field 'data.root': {str(path)!r} is not a CIFAR-10 python batch ({why}); "
+        "allowed: the release's pickles of numpy arrays, lists, strings and numbers"
+    )
 
 
 # Where operating-system packages put the original IDX files (Debian: dataset-fashion-mnist).
