@@ -61,10 +61,13 @@ def set_threads(threads: int | None) -> None:
     """
     if threads is None:
         return
-    if threads < 1:
-        from search.core import BadInput
+    import os
 
-        raise BadInput(f"--threads must be >= 1, got {threads}")
+    from search.core import BadInput
+
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= cores:
+        raise BadInput(f"--threads must be in [1, {cores}] (this machine's cores), got {threads}")
     import torch
 
     torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,12 @@ class LatencyConfig:
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)
+        cores = os.cpu_count() or 1
+        if self.threads > cores:  # more would time the scheduler, not the model
+            raise BadInput(
+                f"config field 'latency.threads' must be <= this machine's "
+                f"{cores} cores, got {self.threads}"
+            )
 
 
 @dataclass
@@ -340,6 +347,8 @@ class StudyConfig:
                 f"got {self.study[:80]!r}"
             )
         _positive("trials", self.trials)
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's seeding range
+            raise BadInput(f"config field 'seed' must be in [0, 2**32), got {self.seed}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
         _check_device(self.device)
@@ -386,6 +395,14 @@ def parse_constraint(text: str, metrics: list[str] | None = None) -> tuple[str, 
         raise BadInput(
             f"config field 'constraints': unknown metric {metric!r} in {text!r}; "
             f"allowed: {', '.join(metrics)}{close_matches(metric, metrics)}"
+        )
+    try:
+        value = float(bound)
+    except ValueError:
+        value = None
+    if value is not None and not math.isfinite(value):
+        raise BadInput(
+            f"config field 'constraints': bound {bound!r} in {text!r} must be a finite number"
         )
     try:
         return metric, operator, float(bound)

@@ -71,10 +71,12 @@ from search.study._samplers import (
 from search.study._setup import StudySetup
 from search.study._storage import (
     ALLOWED,
+    CREATE_RETRIES,
     DEFAULT_STORAGE,
     HEARTBEAT_SECONDS,
     JOURNAL,
     SQLITE,
+    SQLITE_HEADER,
     STORAGE_ENV,
     absolute_url,
     artifact_dir,
@@ -130,6 +132,7 @@ __all__ = [
     "BASE_WEIGHTS",
     "BUDGETED",
     "CONFIG",
+    "CREATE_RETRIES",
     "DEFAULT_STORAGE",
     "FAIL_REASON",
     "FEASIBLE",
@@ -151,6 +154,7 @@ __all__ = [
     "SAMPLER_SEED",
     "SECONDS",
     "SQLITE",
+    "SQLITE_HEADER",
     "STORAGE_ENV",
     "SURPLUS",
     "StudySetup",

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from objectives import BUILT_IN_METRICS
 from search.compress import prunable_layers, weighted_layers
 from search.config import StudyConfig
-from search.core import resolve_device
+from search.core import BadInput, resolve_device
 from search.study._base_model import obtain_base_model
 from search.zoo import Splits, build_model, load_splits, make_loader, training_loader
 from spaces import Param, Plan, decode, expand
@@ -47,6 +47,12 @@ class StudySetup:
         """
         device = resolve_device(config.device)
         splits = load_splits(config.data, config.seed)
+        train_size = len(splits.train)  # type: ignore[arg-type]
+        if config.data.batch_size > train_size:
+            raise BadInput(
+                f"config field 'data.batch_size' must be <= the {train_size} "
+                f"training images, got {config.data.batch_size}"
+            )
         base = base(splits, device) if base else obtain_base_model(config, splits, device)
         return cls(
             config=config,

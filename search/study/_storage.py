@@ -10,7 +10,10 @@ weights that were scored.
 from __future__ import annotations
 
 import os
+import random
+import time
 from pathlib import Path
+from typing import Any
 
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -57,6 +60,10 @@ def check_storage_url(url: str) -> None:
             raise BadInput(
                 f"--storage: no directory for journal file {str(path)!r}; allowed: {ALLOWED}"
             )
+        if path.exists() and not path.is_file():
+            raise BadInput(
+                f"--storage: journal file {str(path)!r} is a directory or not a regular file"
+            )
         return
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
@@ -73,6 +80,7 @@ def check_storage_url(url: str) -> None:
         database = parsed.database or ""
         if not database or database == ":memory:":
             raise BadInput(f"--storage: {url!r} names no file; allowed: {ALLOWED}")
+        _check_sqlite_file(Path(database))
         if not Path(database).resolve().parent.is_dir():
             raise BadInput(f"--storage: directory of {database!r} does not exist")
         return
@@ -91,17 +99,58 @@ def check_storage_url(url: str) -> None:
         ) from exc
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """An existing SQLite path must be a readable, writable SQLite database file."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise BadInput(f"--storage: {str(path)!r} is a directory or not a regular file")
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise BadInput(f"--storage: {str(path)!r} is not an SQLite database")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise BadInput(
+            f"--storage: {str(path)!r} is read-only (SQLite needs to write the file and its folder)"
+        )
+
+
+CREATE_RETRIES = 8
+
+
 def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
     """An Optuna storage for a checked URL.
 
     With `heartbeat` (processes running `study.optimize`), a database storage fails the
-    trials of workers that stopped beating; Ray has its own failure handling.
+    trials of workers that stopped beating; Ray has its own failure handling. Processes
+    that open one new database at the same moment race to create its schema (SQLite:
+    "table studies already exists", "UNIQUE constraint failed: alembic_version"); the
+    loser retries, and then finds the schema made.
     """
     if url.startswith(JOURNAL):
         return JournalStorage(JournalFileBackend(str(_journal_path(url))))
-    if not heartbeat:
-        return RDBStorage(url)
-    return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=3 * HEARTBEAT_SECONDS)
+    kwargs: dict[str, Any] = {}
+    if heartbeat:
+        kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": 3 * HEARTBEAT_SECONDS}
+    for attempt in range(CREATE_RETRIES):
+        try:
+            return RDBStorage(url, **kwargs)
+        except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError
+            if attempt == CREATE_RETRIES - 1 or not _creation_race(exc):
+                raise
+            time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _creation_race(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("already exists", "unique constraint", "database is locked", "duplicate key")
+    )
 
 
 def absolute_url(url: str) -> str:
