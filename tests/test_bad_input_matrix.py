@@ -194,3 +194,33 @@ def test_worker_threads_beyond_the_cores_is_one_line(
     assert main(["worker", "--study", "tiny", "--storage", url, "--threads", "100000"]) == 2
     assert "--threads" in capsys.readouterr().err
     assert study.get_trials() == []
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("import sys\nsys.exit(0)\n", ["objectives", "SystemExit"]),
+        (
+            "raise ImportError('first line\\nsecond line\\nthird line')\n",
+            ["first line second line"],
+        ),
+    ],
+)
+def test_a_plug_in_that_exits_or_fails_on_import_is_one_line(
+    tiny_config, tmp_path: Path, monkeypatch, capsys, source, words
+) -> None:
+    """Guards: a plug-in calling sys.exit(0) on import no longer ends the run silently
+    with exit 0, and a multi-line import error is folded into the one line."""
+    name = f"plug_{abs(hash(source)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    tiny_config["objectives"] = ["robust_accuracy", f"{name}:energy"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("search: error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    assert not (tmp_path / "aer-search.db").exists()

@@ -17,9 +17,10 @@ def import_object(path: str, field: str) -> Callable:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure of user code is bad input
+    except (Exception, SystemExit) as exc:  # user code failing (or exiting) on import
+        first = " ".join(str(exc).split())[:200]  # one line, however the error is laid out
         raise BadInput(
-            f"config field '{field}': cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+            f"config field '{field}': cannot import {module_name!r} ({type(exc).__name__}: {first})"
         ) from exc
     if not hasattr(module, attr):
         raise BadInput(f"config field '{field}': module {module_name!r} has no {attr!r}")
