@@ -3,9 +3,9 @@
 They run the same pieces as `search run` and `search pareto` (StudySetup, the Optuna
 driver, the export), so a study started from Python can be resumed, shown or exported
 from the command line, and the other way round. A `StudyResult` is the Pareto front as a
-list of `FrontMember`s (validation numbers, as the search scored them); `export` writes
-the export layout after re-assessing the front on the test split, like `search pareto
---export`.
+list of `FrontMember`s (validation numbers, as the search scored them); `pick` chooses
+one by a rule, like `search pareto --pick`; `export` writes the export layout after
+re-assessing the front on the test split, like `search pareto --export`.
 
     from search import run_search
     result = run_search("study.yaml", storage="sqlite:///studies.db")
@@ -103,10 +103,11 @@ class StudyResult(Sequence[FrontMember]):
         self.config = config
         self.artifacts = artifacts
         self.storage = storage  # the URL, so an export never lands on the storage file
-        self._members = [
-            FrontMember(t.number, dict(t.params), dict(t.user_attrs[METRICS]), t, artifacts)
-            for t in front_trials(study)
-        ]
+        self._members = [self._member(t) for t in front_trials(study)]
+
+    def _member(self, trial: optuna.trial.FrozenTrial) -> FrontMember:
+        metrics = dict(trial.user_attrs[METRICS])
+        return FrontMember(trial.number, dict(trial.params), metrics, trial, self.artifacts)
 
     @overload
     def __getitem__(self, index: int) -> FrontMember: ...
@@ -128,6 +129,24 @@ class StudyResult(Sequence[FrontMember]):
             f"StudyResult(study {self.study.study_name!r}: {len(self)} front members of "
             f"{len(self.study.trials)} trials)"
         )
+
+    def pick(self, rule: str) -> FrontMember:
+        """The one member `rule` picks, as `search pareto --pick RULE` picks it.
+
+        `rule` is constraints joined by `and` (`latency_ms <= 0.2 and size_bytes < 9e3`),
+        then optionally `; maximize METRIC`, `; minimize METRIC` or `; knee` (default: the
+        study's first objective in its direction); or `knee` alone. A rule naming a test
+        number (`test_...`, `retimed_...`) re-assesses the front first (stored, so
+        once). Raises BadInput (one line) for a bad rule or one no member meets.
+        """
+        from search.front import front_trials, pick_member
+
+        number = pick_member(self.study, self.config, self.artifacts, rule, field="pick")["trial"]
+        known = [m for m in self._members if m.number == number]
+        if known:
+            return known[0]
+        # the study went on since this result was read: the member is a newer trial
+        return self._member(next(t for t in front_trials(self.study) if t.number == number))
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per front member: metrics, a summary of params, every param."""

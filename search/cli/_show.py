@@ -40,18 +40,16 @@ class Pareto(Command):
             action="store_true",
             help="skip the test-split re-assessment (search numbers only)",
         )
+        parser.add_argument(
+            "--pick",
+            metavar="RULE",
+            help="show (or export) only the member RULE picks, e.g. 'latency_ms <= 0.2; "
+            "maximize robust_accuracy' or 'knee'; validation numbers unless RULE names a "
+            "test_... or retimed_... one (then the front is re-assessed first)",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
-        import pandas as pd
-
-        from search.front import (
-            assess_front,
-            assessed_row,
-            check_export_dir,
-            export_front,
-            front_frame,
-            front_trials,
-        )
+        from search.front import check_export_dir, export_front
         from search.study import artifact_dir, artifact_store
 
         study, config, url = load_existing(args)
@@ -60,20 +58,52 @@ class Pareto(Command):
                 Path(args.export), args.force, url, artifact_dir(url, config.artifacts)
             )
         artifacts = artifact_store(url, config.artifacts)
+        picked = self._picked(args, study, config, artifacts)
         if args.export:
+            only = None if picked is None else [picked["trial"]]
             table = export_front(
-                study, config, artifacts, Path(args.export), force=args.force, storage=url
+                study,
+                config,
+                artifacts,
+                Path(args.export),
+                force=args.force,
+                storage=url,
+                only=only,
             )
             log.info("exported %d front members to %s", len(table), args.export)
-        elif args.validation_only:
-            table = front_frame(study)
+        elif picked is not None:
+            import pandas as pd
+
+            table = pd.DataFrame([picked])
         else:
-            reports = assess_front(study, config, artifacts)
-            table = pd.DataFrame([assessed_row(t, reports[t.number]) for t in front_trials(study)])
+            table = self._front(study, config, artifacts, args.validation_only)
         if not args.json:
             print_study_header(study, config)
         print_front(table, args.json, extra=ASSESSED_COLUMNS)
         return 0
+
+    @staticmethod
+    def _picked(args: argparse.Namespace, study: Any, config: Any, artifacts: Any) -> Any:
+        """The row `--pick` chooses (None without it), before any export work."""
+        if args.pick is None:
+            return None
+        from search.front import pick_member
+
+        return pick_member(
+            study, config, artifacts, args.pick, validation_only=args.validation_only
+        )
+
+    @staticmethod
+    def _front(study: Any, config: Any, artifacts: Any, validation_only: bool) -> Any:
+        """Every front member: search numbers, or re-assessed on the test split."""
+        import pandas as pd
+
+        from search.front import assess_front, assessed_row, front_frame, front_trials
+
+        if validation_only:
+            return front_frame(study)
+        reports = assess_front(study, config, artifacts)
+        return pd.DataFrame([assessed_row(t, reports[t.number]) for t in front_trials(study)])
 
 
 def print_study_header(study: Any, config: Any) -> None:

@@ -1,4 +1,5 @@
-"""The Pareto front of a study: rows, test-split re-assessment, export, plots, hypervolume.
+"""The Pareto front of a study: rows, test-split re-assessment, export, plots, hypervolume,
+and picking one member by a rule (`pick_member`).
 
 Rows are plain data (`trial_row`, `front_trials`); the re-assessment scores each member
 on the test split under the stronger final attack, checks it for gradient masking and
@@ -26,6 +27,20 @@ from search.front._hypervolume import (
     hypervolume,
     to_minimisation,
 )
+from search.front._pick import (
+    DIRECTIONS,
+    GRAMMAR,
+    KNEE,
+    TEST_METRICS,
+    TEST_PREFIXES,
+    Constraint,
+    Rule,
+    allowed_metrics,
+    parse_rule,
+    pick_member,
+    pick_row,
+    study_objectives,
+)
 from search.front._plot import plot_front
 from search.front._rows import (
     CONSTRAINTS_KEY,
@@ -45,12 +60,20 @@ from search.front._rows import (
 __all__ = [
     "ALLOWED",
     "CONSTRAINTS_KEY",
+    "Constraint",
+    "DIRECTIONS",
+    "GRAMMAR",
+    "KNEE",
     "MEMBER_FILES",
     "MEMBER_FOLDER",
     "Point",
+    "Rule",
     "TABLE_COLUMNS",
     "TABLE_FILES",
+    "TEST_METRICS",
+    "TEST_PREFIXES",
     "UNFINISHED_REASON",
+    "allowed_metrics",
     "artifact_folder",
     "assess_front",
     "assess_member",
@@ -64,9 +87,13 @@ __all__ = [
     "front_trials",
     "hypervolume",
     "is_export",
+    "parse_rule",
+    "pick_member",
+    "pick_row",
     "plot_front",
     "report_columns",
     "score_on_test",
+    "study_objectives",
     "summarize_params",
     "to_minimisation",
     "trial_row",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import optuna
@@ -45,9 +46,15 @@ def fingerprint(config: StudyConfig) -> str:
     )
 
 
-def assess_front(study: optuna.Study, config: StudyConfig, artifacts: Any) -> dict[int, dict]:
-    """Assessment of every front member (computed once, then read from the study)."""
-    members = front_trials(study)
+def assess_front(
+    study: optuna.Study,
+    config: StudyConfig,
+    artifacts: Any,
+    only: Collection[int] | None = None,
+) -> dict[int, dict]:
+    """Assessment of every front member (computed once, then read from the study); with
+    `only`, of the members with those trial numbers (an export of a picked one)."""
+    members = [t for t in front_trials(study) if only is None or t.number in only]
     key = fingerprint(config)
     missing = [
         t

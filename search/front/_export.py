@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import optuna
 import pandas as pd
 import torch
 import yaml
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from search.compress import WEIGHTS, deployable, load_model_with_info
@@ -56,21 +58,22 @@ def export_front(
     out_dir: Path,
     force: bool = False,
     storage: str | None = None,
+    only: Collection[int] | None = None,
 ) -> pd.DataFrame:
     """Write the export layout for every front member; returns the pareto table.
 
     `storage` (the study's URL) lets the check refuse a folder holding the storage file.
+    `only` (trial numbers, all on the front) restricts the export, and the re-assessment
+    it needs, to those members: a picked one (`search pareto --pick`).
     """
     out_dir = Path(out_dir)
     protected = artifact_folder(artifacts)
     check_export_dir(out_dir, force, storage, protected)
-    members = front_trials(study)
-    if not members:
-        raise BadInput(f"--study: study {study.study_name!r} has no complete trial to export")
+    members = _members(study, only)
     target = out_dir.resolve()
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        reports = assess_front(study, config, artifacts)
+        reports = assess_front(study, config, artifacts, only=only)
         rows = [
             _export_member(trial, reports[trial.number], config, artifacts, staging, out_dir)
             for trial in members
@@ -87,6 +90,23 @@ def export_front(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return table
+
+
+def _members(study: optuna.Study, only: Collection[int] | None) -> list[FrozenTrial]:
+    """The front members to export: all, or those numbered in `only` (BadInput if one
+    is not on the front)."""
+    members = front_trials(study)
+    if not members:
+        raise BadInput(f"--study: study {study.study_name!r} has no complete trial to export")
+    if only is None:
+        return members
+    wanted = set(only)
+    missing = sorted(wanted - {t.number for t in members})
+    if missing:
+        raise BadInput(
+            f"--export: trial {missing[0]} of study {study.study_name!r} is not on the front"
+        )
+    return [t for t in members if t.number in wanted]
 
 
 def artifact_folder(artifacts: Any) -> Path | None:
@@ -168,7 +188,7 @@ def _is_export_entry(path: Path) -> bool:
 
 
 def _export_member(
-    trial: optuna.trial.FrozenTrial,
+    trial: FrozenTrial,
     report: dict[str, Any],
     config: StudyConfig,
     artifacts: Any,

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from search.front import allowed_metrics, parse_rule, pick_row, study_objectives
 from search.service import _exports, _status
 from search.service._errors import Conflict, NotFound
 from search.service._intake import (
@@ -33,6 +34,7 @@ from search.study import CONFIG
 NAME_PATTERN = rf"^[{NAME_CHARS}]{{1,200}}$"
 StudyName = Annotated[str, Path(pattern=NAME_PATTERN, description="study name")]
 TrialNumber = Annotated[int, Path(ge=0, le=10**9, description="trial number")]
+PICK_FIELD = "query parameter 'pick'"
 
 
 class Problem(BaseModel):
@@ -174,16 +176,38 @@ def get_front(
     assess: Annotated[
         bool, Query(description="re-assess on the test split (slow the first time)")
     ] = False,
+    pick: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="only the member this rule picks, as `search pareto --pick`: "
+            "'latency_ms <= 0.2; maximize robust_accuracy', 'knee', ... (a test_... or "
+            "retimed_... metric implies assess)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The Pareto front: validation numbers, or with `assess` the test-split report."""
+    """The Pareto front: validation numbers, or with `assess` the test-split report;
+    with `pick`, only the member the rule picks (422 with one line for a bad rule)."""
     service = _service(request)
     study = _study(service, name)
+    rule = None
+    if pick is not None:  # read before any assessment: a bad rule costs nothing
+        rule = parse_rule(pick, allowed_metrics(_status.front_of(study)), PICK_FIELD)
+        assess = assess or rule.needs_test
     if not assess:
         members = _status.front_rows(study)
     else:
         with service.export_lock(name):
             members = _exports.assessed_front(*_export_args(service, name, study))
-    return {"study": name, "objectives": study.metric_names, "assessed": assess, "members": members}
+    if rule is not None:
+        members = [dict(pick_row(members, rule, study_objectives(study), PICK_FIELD))]
+    return {
+        "study": name,
+        "objectives": study.metric_names,
+        "assessed": assess,
+        "pick": pick,
+        "members": members,
+    }
 
 
 @router.post("/studies/{name}/stop", responses={415: STARTS[415]})
