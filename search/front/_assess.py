@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -65,14 +66,28 @@ def assess_front(
         device = resolve_device(config.device)
         splits = load_splits(config.data, config.seed)
         base = load_base(study, config, splits, artifacts, device)
-        for trial in missing:
-            log.info(
-                "assessing front member %d on the test split (%s)",
-                trial.number,
-                describe(config.evaluation, final=True),
-            )
+        log.info(
+            "assessing %d front members on the test split (%s)",
+            len(missing),
+            describe(config.evaluation, final=True),
+        )
+        start = time.monotonic()
+        for done, trial in enumerate(missing, start=1):
+            clock = time.monotonic()
             result = assess_member(trial, config, splits, base, artifacts, device)
+            result["seconds"] = time.monotonic() - clock  # the re-assessment's own cost
             study.set_user_attr(final_key(trial.number), {**result, "fingerprint": key})
+            elapsed = time.monotonic() - start
+            left = elapsed / done * (len(missing) - done)
+            log.info(
+                "[%d/%d] front member %d assessed: test robust (final) %.4g | elapsed %s, left ~%s",
+                done,
+                len(missing),
+                trial.number,
+                result["test"]["robust_accuracy_final"],
+                _clock(elapsed),
+                _clock(left),
+            )
     reports = {t.number: study.user_attrs[final_key(t.number)] for t in members}
     for number, report in reports.items():
         warn_failures([Check(**c) for c in report["sanity"]], f"trial {number}")
@@ -124,3 +139,8 @@ def score_on_test(
             model, loader, threat, device, config.seed, attacks=final
         ),
     }
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
