@@ -189,7 +189,9 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     address, second, second_id = cluster
     url = f"sqlite:///{tmp_path / 'study.db'}"
     # trials of a few seconds each, so a trial is surely running when the node dies
-    tiny_config["space"].update(epochs=[2, 3], strategies=["adversarial"], epsilon=[0.05, 0.1])
+    # (6 to 8 epochs: long enough on a fast machine too, where short trials could all
+    # end before a poll saw the second node mid-trial)
+    tiny_config["space"].update(epochs=[6, 8], strategies=["adversarial"], epsilon=[0.05, 0.1])
     tiny_config["finetune"]["steps"] = 10
     config = write_config(tiny_config, tmp_path, trials=6)
     run = search(
