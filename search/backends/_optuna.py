@@ -24,6 +24,7 @@ from search.study import (
     artifact_store,
     budget_count,
     claim_slot,
+    created_here,
     evaluate,
     fail_orphaned_trials,
     finished_count,
@@ -91,7 +92,7 @@ def run_study(
         )
         return study
     log.info("study %r: %d trials done, running up to %d more", config.study, done, remaining)
-    seed = sampler_seed(config, done)
+    seed = sampler_seed(config, done, created=created_here(study))
     study.sampler = make_sampler(config, done, seed)
     study.optimize(
         make_objective(setup, artifacts, seed),

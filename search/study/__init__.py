@@ -52,6 +52,7 @@ from search.study._fidelity import (
 from search.study._open import (
     RESUMABLE_FIELDS,
     check_compatible,
+    created_here,
     open_stored_study,
     open_study,
 )
@@ -177,6 +178,7 @@ __all__ = [
     "claim_slot",
     "compress",
     "config_from_dict",
+    "created_here",
     "directions",
     "evaluate",
     "fail_abandoned_trials",

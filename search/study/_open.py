@@ -13,6 +13,7 @@ name each caller's own fields.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
@@ -23,6 +24,16 @@ from search.core import BadInput
 from search.study._resolve import config_from_dict, directions
 from search.study._storage import check_storage_url, open_storage, storage_file
 from search.study._stored import CONFIG, stored_config
+
+# Studies this process created: its sampler keeps the study's own seed (a run started
+# once is reproducible); processes that join draw with a nonce (see study._samplers).
+_CREATED: weakref.WeakSet[optuna.Study] = weakref.WeakSet()
+
+
+def created_here(study: optuna.Study) -> bool:
+    """Whether this process created `study` (rather than joined or resumed it)."""
+    return study in _CREATED
+
 
 # Config fields that may change between runs of one study; all others fix what its
 # numbers mean (data, model, space, threat model, latency settings, objectives).
@@ -60,6 +71,7 @@ def open_study(
         except optuna.exceptions.DuplicatedStudyError:
             pass  # another process created it a moment ago: load and check it below
         else:
+            _CREATED.add(study)
             study.set_metric_names(list(config.objectives))
             study.set_user_attr(CONFIG, config.to_dict())
             for params in first_points:

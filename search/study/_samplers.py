@@ -1,9 +1,11 @@
 """The samplers a study may use, seeded and sized to its budget.
 
 Each process gets its own seed: the study's seed, the trials already done (so a resumed
-study does not replay its first run's draws) and a per-process nonce (host and pid), so
-workers that start together never draw the same params. The seed each trial was drawn
-under is stored on it (`sampler_seed`), so what ran can be replayed from the storage.
+study does not replay its first run's draws) and, for every process but the one that
+created the study, a per-process nonce (host and pid), so workers that start together
+never draw the same params while a study run once stays reproducible from its seed.
+The seed each trial was drawn under is stored on it (`sampler_seed`), so what ran can
+be replayed from the storage.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ def process_nonce() -> int:
     return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
 
 
-def sampler_seed(config: StudyConfig, already_done: int, nonce: int | None = None) -> int:
-    nonce = process_nonce() if nonce is None else nonce
+def sampler_seed(config: StudyConfig, already_done: int, created: bool = False) -> int:
+    """The seed of this process's sampler; `created`: this process created the study."""
+    nonce = 0 if created else process_nonce()
     return (config.seed * 1_000_003 + already_done * 7_919 + nonce) % 2**32
 
 
