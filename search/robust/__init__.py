@@ -32,6 +32,7 @@ from search.robust._finetune import (
     make_perturb,
     run_epochs,
     train_base,
+    train_step,
 )
 from search.robust._sanity import (
     Check,
@@ -69,6 +70,7 @@ __all__ = [
     "run_epochs",
     "search_attacks",
     "train_base",
+    "train_step",
     "transfer_not_stronger",
     "warn_failures",
 ]

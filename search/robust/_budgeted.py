@@ -28,8 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from search.config import FinetuneConfig
-from search.core import TrialFailed
-from search.robust._finetune import make_batch_loss
+from search.robust._finetune import make_batch_loss, train_step
 from spaces import Plan
 
 
@@ -110,13 +109,7 @@ def finetune_images(
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config.lr, seen, total)
         model.train()
-        loss = batch_loss(images, labels)
-        if not math.isfinite(loss.item()):
-            raise TrialFailed(f"training loss is {loss.item()} after {seen} images")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item() * len(index)
+        total_loss += train_step(optimizer, batch_loss, images, labels, f"after {seen} images")
         count += len(index)
         seen += len(index)
     model.eval()

@@ -126,16 +126,28 @@ def run_epochs(
         total, count = 0.0, 0
         for images, labels in loader:
             images, labels = images.to(device), labels.to(device)
-            loss = batch_loss(images, labels)
-            if not math.isfinite(loss.item()):
-                raise TrialFailed(f"training loss is {loss.item()} in epoch {epoch + 1}")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(labels)
+            total += train_step(optimizer, batch_loss, images, labels, f"in epoch {epoch + 1}")
             count += len(labels)
         if after_epoch is not None:
             after_epoch()
         losses.append(total / max(count, 1))
     model.eval()
     return losses
+
+
+def train_step(
+    optimizer: torch.optim.Optimizer,
+    batch_loss: BatchLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    where: str,
+) -> float:
+    """One optimizer step on one batch; returns the batch's summed loss. A non-finite
+    loss fails the trial, saying `where` it happened."""
+    loss = batch_loss(images, labels)
+    if not math.isfinite(loss.item()):
+        raise TrialFailed(f"training loss is {loss.item()} {where}")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item() * len(labels)
