@@ -229,41 +229,50 @@ def _quantize_weights(
     params: dict[str, Params],
 ) -> None:
     """Put each layer's int8 codes and scales in place of its float weight, and its
-    bias as int32 at scale input_scale * weight_scale, both behind DequantizeLinear."""
+    bias as int32 at scale input_scale * weight_scale, both behind DequantizeLinear.
+
+    Weights are found by name (`<layer>.weight`, as torch exports parameters); biases by
+    position, as the exporter merges equal initializers (zero biases, for one).
+    """
     initializers = {i.name: i for i in graph.graph.initializer}
     dequantize: list[onnx.NodeProto] = []
+    replaced: set[str] = set()
     for node in graph.graph.node:
         if node.op_type not in WEIGHTED:
             continue
-        weight = node.input[1]
-        layer = weight.removesuffix(".weight")
-        if layer not in codes or weight not in initializers:
-            raise ValueError(f"int8 ONNX: no quantized layer for {node.op_type} weight {weight!r}")
-        if node.op_type == "Gemm":
-            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-            if trans_b != 1:
-                raise ValueError(f"int8 ONNX: Gemm of {layer!r} must have transB=1")
+        layer = node.input[1].removesuffix(".weight")
+        if layer not in codes or node.input[1] not in initializers:
+            raise ValueError(f"int8 ONNX: {node.op_type} weight {node.input[1]!r} is no layer's")
+        if node.op_type == "Gemm" and _attribute(node, "transB") != 1:
+            raise ValueError(f"int8 ONNX: Gemm of {layer!r} must have transB=1")
         values, scale = codes[layer]
         factor = factors.get(layer, np.ones_like(scale))
         values = values * np.where(factor < 0, -1, 1).reshape(-1, *[1] * (values.ndim - 1))
         scale = (scale * np.maximum(np.abs(factor), 1e-12)).astype(np.float32)
-        graph.graph.initializer.remove(initializers[weight])
-        dequantize.append(_dequantize(graph, weight, values.astype(np.int8), scale))
+        replaced.add(node.input[1])
+        dequantize.append(_dequantize(graph, f"{layer}.weight", values.astype(np.int8), scale))
+        node.input[1] = f"{layer}.weight"
         if len(node.input) > 2 and node.input[2]:
-            bias = node.input[2]
             bias_scale = (params[node.input[0]][0] * scale).astype(np.float32)
-            float_bias = numpy_helper.to_array(initializers[bias]).astype(np.float64)
-            graph.graph.initializer.remove(initializers[bias])
-            quantized = np.round(float_bias / bias_scale).astype(np.int32)
-            dequantize.append(_dequantize(graph, bias, quantized, bias_scale))
+            bias = numpy_helper.to_array(initializers[node.input[2]]).astype(np.float64)
+            replaced.add(node.input[2])
+            quantized = np.round(bias / bias_scale).astype(np.int32)
+            dequantize.append(_dequantize(graph, f"{layer}.bias", quantized, bias_scale))
+            node.input[2] = f"{layer}.bias"
+    for name in replaced:
+        graph.graph.initializer.remove(initializers[name])
     _prepend(graph, dequantize)
+
+
+def _attribute(node: onnx.NodeProto, name: str) -> int:
+    return next((a.i for a in node.attribute if a.name == name), 0)
 
 
 def _dequantize(
     graph: onnx.ModelProto, name: str, values: np.ndarray, scale: np.ndarray
 ) -> onnx.NodeProto:
     """Initializers `name`_quantized/_scale/_zero_point and a per-channel (axis 0)
-    DequantizeLinear writing `name`, so the consumer is left unchanged."""
+    DequantizeLinear writing `name`, which the layer's node reads."""
     zero = np.zeros(scale.shape, dtype=values.dtype)
     graph.graph.initializer.extend(
         [
