@@ -232,16 +232,15 @@ def _quantize_weights(
     bias as int32 at scale input_scale * weight_scale, both behind DequantizeLinear.
 
     Weights are found by name (`<layer>.weight`, as torch exports parameters); biases by
-    position, as the exporter merges equal initializers (zero biases, for one).
+    position, through the Identity nodes by which the exporter shares equal initializers
+    (zero biases, for one).
     """
-    initializers = {i.name: i for i in graph.graph.initializer}
     dequantize: list[onnx.NodeProto] = []
-    replaced: set[str] = set()
     for node in graph.graph.node:
         if node.op_type not in WEIGHTED:
             continue
         layer = node.input[1].removesuffix(".weight")
-        if layer not in codes or node.input[1] not in initializers:
+        if layer not in codes or _constant(graph, node.input[1]) is None:
             raise ValueError(f"int8 ONNX: {node.op_type} weight {node.input[1]!r} is no layer's")
         if node.op_type == "Gemm" and _attribute(node, "transB") != 1:
             raise ValueError(f"int8 ONNX: Gemm of {layer!r} must have transB=1")
@@ -249,19 +248,42 @@ def _quantize_weights(
         factor = factors.get(layer, np.ones_like(scale))
         values = values * np.where(factor < 0, -1, 1).reshape(-1, *[1] * (values.ndim - 1))
         scale = (scale * np.maximum(np.abs(factor), 1e-12)).astype(np.float32)
-        replaced.add(node.input[1])
         dequantize.append(_dequantize(graph, f"{layer}.weight", values.astype(np.int8), scale))
-        node.input[1] = f"{layer}.weight"
+        node.input[1] = f"{layer}.weight_dequantized"
         if len(node.input) > 2 and node.input[2]:
             bias_scale = (params[node.input[0]][0] * scale).astype(np.float32)
-            bias = numpy_helper.to_array(initializers[node.input[2]]).astype(np.float64)
-            replaced.add(node.input[2])
+            constant = _constant(graph, node.input[2])
+            if constant is None:
+                raise ValueError(f"int8 ONNX: the bias of {layer!r} is not a constant")
+            bias = numpy_helper.to_array(constant).astype(np.float64)
             quantized = np.round(bias / bias_scale).astype(np.int32)
             dequantize.append(_dequantize(graph, f"{layer}.bias", quantized, bias_scale))
-            node.input[2] = f"{layer}.bias"
-    for name in replaced:
-        graph.graph.initializer.remove(initializers[name])
+            node.input[2] = f"{layer}.bias_dequantized"
     _prepend(graph, dequantize)
+    _remove_unused(graph)
+
+
+def _constant(graph: onnx.ModelProto, name: str) -> onnx.TensorProto | None:
+    """The initializer `name` is, or that an Identity chain passes on as `name`."""
+    initializers = {i.name: i for i in graph.graph.initializer}
+    producers = {n.output[0]: n for n in graph.graph.node if n.op_type == "Identity"}
+    while name not in initializers and name in producers:
+        name = producers[name].input[0]
+    return initializers.get(name)
+
+
+def _remove_unused(graph: onnx.ModelProto) -> None:
+    """Drop the float weights and Identity nodes that nothing reads any more."""
+    while True:
+        used = {name for node in graph.graph.node for name in node.input}
+        used |= {o.name for o in graph.graph.output}
+        dead = [n for n in graph.graph.node if n.op_type == "Identity" and n.output[0] not in used]
+        for node in dead:
+            graph.graph.node.remove(node)
+        if not dead:
+            break
+    for initializer in [i for i in graph.graph.initializer if i.name not in used]:
+        graph.graph.initializer.remove(initializer)
 
 
 def _attribute(node: onnx.NodeProto, name: str) -> int:
@@ -272,7 +294,7 @@ def _dequantize(
     graph: onnx.ModelProto, name: str, values: np.ndarray, scale: np.ndarray
 ) -> onnx.NodeProto:
     """Initializers `name`_quantized/_scale/_zero_point and a per-channel (axis 0)
-    DequantizeLinear writing `name`, which the layer's node reads."""
+    DequantizeLinear writing `name`_dequantized, which the layer's node reads."""
     zero = np.zeros(scale.shape, dtype=values.dtype)
     graph.graph.initializer.extend(
         [
@@ -284,7 +306,7 @@ def _dequantize(
     return helper.make_node(
         "DequantizeLinear",
         [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"],
-        [name],
+        [f"{name}_dequantized"],
         name=f"{name}_DequantizeLinear",
         axis=0,
     )
