@@ -255,9 +255,10 @@ class LatencyConfig:
     repeats: int = 50
     int8: bool = True  # also time real int8 kernels when every layer has <= 8 bits
     calibration_samples: int = 512  # training images that calibrate int8 activations
-    # torch: the faster of the torch forms (float, torch.ao int8); onnxruntime: the ONNX
-    # file that ships (int8 when every layer has <= 8 bits), on the CPU provider
-    runtime: str = "torch"
+    # onnxruntime: the ONNX file that ships (int8 when every layer has <= 8 bits), CPU
+    # provider; the default, as its latency follows the work (FLOPs) best (README,
+    # bench_latency_runtimes.py). torch: the faster torch form (float, torch.ao int8)
+    runtime: str = "onnxruntime"
 
     def validate(self) -> None:
         _choice("latency.runtime", self.runtime, RUNTIMES)
