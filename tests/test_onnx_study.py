@@ -118,3 +118,16 @@ def test_an_export_without_the_new_files_is_still_an_export(exported, tmp_path: 
     (old / "trial-0" / "notes.txt").parent.mkdir(exist_ok=True)
     (old / "trial-0" / "notes.txt").write_text("a user's file")
     assert not is_export(old)
+
+
+def test_a_study_stored_before_the_runtime_field_reads_as_torch(tiny_config) -> None:
+    """Guards: the new default (onnxruntime) never relabels an older study's latency."""
+    from search.study import config_from_dict, with_stored_defaults
+
+    old = config_from_dict(copy.deepcopy(tiny_config)).to_dict()
+    assert old["latency"]["runtime"] == "onnxruntime"  # today's default
+    del old["latency"]["runtime"]
+    assert config_from_dict(with_stored_defaults(old)).latency.runtime == "torch"
+    assert "runtime" not in old["latency"]  # the stored mapping itself is left alone
+    new = config_from_dict(copy.deepcopy(tiny_config)).to_dict()
+    assert with_stored_defaults(new) == new
