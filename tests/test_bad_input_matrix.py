@@ -45,6 +45,7 @@ CONFIG_CASES = [
     ("seed", 2**40, ["seed", "2**32"]),
     ("seed", -1, ["seed"]),
     ("latency.threads", 10_000, ["latency.threads", "cores"]),
+    ("latency.runtime", "tensorrt", ["latency.runtime", "torch, onnxruntime", "'tensorrt'"]),
     ("data.batch_size", 1_000_000, ["data.batch_size", "training images"]),
     ("device", "cuda:x", ["device"]),
     ("device", "tpu", ["device"]),

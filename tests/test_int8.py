@@ -50,6 +50,11 @@ def test_split(setup: StudySetup) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
+def _torch_latency(setup: StudySetup):
+    """The study's latency settings with the torch runtime, whose forms these tests time."""
+    return dataclasses.replace(setup.config.latency, runtime="torch")
+
+
 def _calibration(setup: StudySetup) -> list[torch.Tensor]:
     train = make_loader(setup.splits.train, 256)
     return calibration_batches(train, setup.config.latency.calibration_samples)
@@ -124,7 +129,7 @@ def test_a_float_layer_rules_out_int8(setup, float_layer: str) -> None:
     assert len(layer_bits(model)) == len(setup.quantizable) - 1
     assert not int8_applicable(model)
     stats = measure_latency(
-        model, setup.input_shape, setup.config.latency, setup.device, lambda: _calibration(setup)
+        model, setup.input_shape, _torch_latency(setup), setup.device, lambda: _calibration(setup)
     )
     assert stats.form == FLOAT_FORM
     assert stats.other_forms == {}
@@ -139,7 +144,7 @@ def test_unquantized_model_is_not_int8_applicable(setup) -> None:
 def test_latency_times_both_forms_and_reports_the_faster(setup, bits: int) -> None:
     model = compressed(setup, bits)
     stats = measure_latency(
-        model, setup.input_shape, setup.config.latency, setup.device, lambda: _calibration(setup)
+        model, setup.input_shape, _torch_latency(setup), setup.device, lambda: _calibration(setup)
     )
     forms = {stats.form, *stats.other_forms}
     assert forms == {FLOAT_FORM, form_name()}
@@ -152,10 +157,10 @@ def test_latency_times_both_forms_and_reports_the_faster(setup, bits: int) -> No
 
 def test_int8_switch_and_missing_calibration_time_float_only(setup) -> None:
     model = compressed(setup, 8)
-    off = dataclasses.replace(setup.config.latency, int8=False)
+    off = dataclasses.replace(_torch_latency(setup), int8=False)
     stats = measure_latency(
         model, setup.input_shape, off, setup.device, lambda: _calibration(setup)
     )
     assert (stats.form, stats.other_forms) == (FLOAT_FORM, {})
-    stats = measure_latency(model, setup.input_shape, setup.config.latency, setup.device)
+    stats = measure_latency(model, setup.input_shape, _torch_latency(setup), setup.device)
     assert (stats.form, stats.other_forms) == (FLOAT_FORM, {})

@@ -3,7 +3,9 @@
 Pruning removes channels for real (torch-pruning), quantization is fake-quant with a
 straight-through estimator while training and attacking, packing stores sub-8-bit
 weights at their width (the size objective), int8 kernels time the deployable form,
-and `load_model` rebuilds an exported member from its safetensors file.
+the ONNX files a member ships (float, and int8 in QDQ form with the trial's own codes)
+run in onnxruntime sessions, and `load_model` rebuilds an exported member from its
+safetensors file.
 """
 
 from search.compress._int8 import (
@@ -19,12 +21,25 @@ from search.compress._latency import (
     calibration_batches,
     deployable,
     measure_latency,
+    measure_onnx_latency,
     time_module,
+    time_session,
 )
 from search.compress._loading import (
     WEIGHTS,
     load_model,
     load_model_with_info,
+)
+from search.compress._onnx import (
+    FLOAT_ONNX,
+    INT8_ONNX,
+    ORT_FLOAT_FORM,
+    ORT_INT8_FORM,
+    OrtModule,
+    float_onnx,
+    ort_session,
+    save_onnx,
+    shipped_onnx,
 )
 from search.compress._packing import (
     PACKED,
@@ -45,6 +60,7 @@ from search.compress._pruning import (
     prune_to_widths,
     weighted_layers,
 )
+from search.compress._qdq import fold_batchnorm, int8_onnx, weight_codes
 from search.compress._quantization import (
     FLOAT_BITS,
     FakeQuantWeight,
@@ -59,6 +75,11 @@ from search.compress._quantization import (
 __all__ = [
     "FLOAT_BITS",
     "FLOAT_FORM",
+    "FLOAT_ONNX",
+    "INT8_ONNX",
+    "ORT_FLOAT_FORM",
+    "ORT_INT8_FORM",
+    "OrtModule",
     "FORM",
     "FakeQuantWeight",
     "LatencyStats",
@@ -70,15 +91,20 @@ __all__ = [
     "calibration_batches",
     "channel_scale",
     "deployable",
+    "float_onnx",
+    "fold_batchnorm",
     "form_name",
     "int8_applicable",
     "int8_engine",
+    "int8_onnx",
     "layer_bits",
     "layer_widths",
     "load_model",
     "load_model_with_info",
     "load_packed",
     "measure_latency",
+    "measure_onnx_latency",
+    "ort_session",
     "out_width",
     "pack_codes",
     "packed_tensors",
@@ -88,10 +114,14 @@ __all__ = [
     "quant_range",
     "quantize_tensor",
     "quantize_weights",
+    "save_onnx",
     "save_packed",
+    "shipped_onnx",
     "size_bytes",
     "time_module",
+    "time_session",
     "to_int8",
     "unpack_codes",
+    "weight_codes",
     "weighted_layers",
 ]

@@ -1,30 +1,44 @@
-"""Latency of the deployable form of a compressed model.
+"""Latency of the deployable form of a compressed model, under the study's runtime.
 
-Two forms can be shipped: the float form (pruned channels gone, quantized values baked
-into float32 weights) and, on a CPU when every layer has <= 8 bits, real int8 kernels
-(`search.compress._int8`). Both are timed under `inference_mode` with a fixed thread count and
-batch size, after warm-up, as the median of repeats; the faster one is what a user
-would deploy and is reported, with its name and the other's time kept beside it. Each
-form is timed on a fresh instance at a single batch size (torch.ao int8 models slow
-down at batch 1 after a first call at a larger batch).
+With `latency.runtime: onnxruntime` the file that ships is timed: the int8 ONNX when
+every layer has <= 8 bits (calibrated on training images), else the float ONNX, in an
+onnxruntime CPU session (`search.compress._onnx.ort_session`). onnxruntime-gpu is not a
+dependency, so on a GPU the torch forms are timed instead, with a logged note.
+
+With `latency.runtime: torch`, two forms can be shipped: the float form (pruned
+channels gone, quantized values baked into float32 weights) and, on a CPU when every
+layer has <= 8 bits, real int8 kernels (`search.compress._int8`). Both are timed under
+`inference_mode` with a fixed thread count and batch size, after warm-up, as the median
+of repeats; the faster one is what a user would deploy and is reported, with its name
+and the other's time kept beside it. Each form is timed on a fresh instance at a single
+batch size (torch.ao int8 models slow down at batch 1 after a first call at a larger
+batch).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
 from search.compress import _int8 as int8
+from search.compress._onnx import ort_session, shipped_onnx
 from search.compress._quantization import bake
 from search.config import LatencyConfig
 
+if TYPE_CHECKING:
+    import onnxruntime
+
 FLOAT_FORM = "pruned float32"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,12 +83,18 @@ def measure_latency(
     device: torch.device,
     calibration: Callable[[], list[torch.Tensor]] | None = None,
 ) -> LatencyStats:
-    """Time every deployable form of `model`; report the fastest.
+    """Time `model` under `config.runtime`: the shipped ONNX file (onnxruntime) or every
+    torch form, reporting the fastest.
 
     `calibration` returns training images for the int8 form; without it, or when int8
-    does not apply (a float layer, a GPU, no quantized engine), only the float form is
-    timed.
+    does not apply (a float layer, a GPU, no quantized engine, `int8: false`), only the
+    float form is timed.
     """
+    if config.runtime == "onnxruntime":
+        if device.type == "cpu":
+            use_calibration = calibration if config.int8 else None
+            return measure_onnx_latency(model, input_shape, config, use_calibration)
+        log.info("latency.runtime onnxruntime times on the CPU only; timing torch on %s", device)
     forms: dict[str, Callable[[], nn.Module]] = {FLOAT_FORM: lambda: deployable(model).to(device)}
     use_int8 = (
         calibration is not None
@@ -99,6 +119,39 @@ def measure_latency(
         best,
         {name: m for name, m in medians.items() if name != best},
     )
+
+
+def measure_onnx_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    config: LatencyConfig,
+    calibration: Callable[[], list[torch.Tensor]] | None = None,
+) -> LatencyStats:
+    """Time the ONNX file that ships for `model` (int8 with `calibration`, when every
+    layer has <= 8 bits) in an onnxruntime CPU session with `config.threads` threads."""
+    wanted = calibration is not None and int8.int8_applicable(model)
+    images = calibration() if calibration is not None and wanted else None
+    graph, form = shipped_onnx(model, input_shape, images)
+    session = ort_session(graph, threads=config.threads)
+    inputs = np.random.default_rng(0).random((config.batch_size, *input_shape), np.float32)
+    timings = time_session(session, inputs, config)
+    return LatencyStats(statistics.median(timings), min(timings), max(timings), form)
+
+
+def time_session(
+    session: onnxruntime.InferenceSession, inputs: np.ndarray, config: LatencyConfig
+) -> list[float]:
+    """Milliseconds of each of `config.repeats` runs of an onnxruntime session, after
+    warm-up (its thread count is the session's own, fixed when it was built)."""
+    feed = {session.get_inputs()[0].name: inputs}
+    for _ in range(config.warmup):
+        session.run(None, feed)
+    timings = []
+    for _ in range(config.repeats):
+        start = time.perf_counter()
+        session.run(None, feed)
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings
 
 
 def calibration_batches(

@@ -20,6 +20,7 @@ ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
 STRATEGIES = ("standard", "adversarial", "blind")
 SAMPLERS = ("tpe", "gp", "nsga2", "random")
+RUNTIMES = ("torch", "onnxruntime")  # what times the latency objective (LatencyConfig)
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -254,8 +255,13 @@ class LatencyConfig:
     repeats: int = 50
     int8: bool = True  # also time real int8 kernels when every layer has <= 8 bits
     calibration_samples: int = 512  # training images that calibrate int8 activations
+    # onnxruntime: the ONNX file that ships (int8 when every layer has <= 8 bits), CPU
+    # provider; the default, as its latency follows the work (FLOPs) best (README,
+    # bench_latency_runtimes.py). torch: the faster torch form (float, torch.ao int8)
+    runtime: str = "onnxruntime"
 
     def validate(self) -> None:
+        _choice("latency.runtime", self.runtime, RUNTIMES)
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)

@@ -16,6 +16,7 @@ from search.front._export import (
     ALLOWED,
     MEMBER_FILES,
     MEMBER_FOLDER,
+    SHIPPED_FILES,
     TABLE_FILES,
     artifact_folder,
     check_export_dir,
@@ -27,6 +28,7 @@ from search.front._hypervolume import (
     hypervolume,
     to_minimisation,
 )
+from search.front._parity import agreement, int8_parity
 from search.front._pick import (
     DIRECTIONS,
     GRAMMAR,
@@ -41,7 +43,7 @@ from search.front._pick import (
     pick_row,
     study_objectives,
 )
-from search.front._plot import plot_front
+from search.front._plot import plot_front, plot_latency_vs_flops
 from search.front._rows import (
     CONSTRAINTS_KEY,
     TABLE_COLUMNS,
@@ -68,11 +70,13 @@ __all__ = [
     "MEMBER_FOLDER",
     "Point",
     "Rule",
+    "SHIPPED_FILES",
     "TABLE_COLUMNS",
     "TABLE_FILES",
     "TEST_METRICS",
     "TEST_PREFIXES",
     "UNFINISHED_REASON",
+    "agreement",
     "allowed_metrics",
     "artifact_folder",
     "assess_front",
@@ -86,11 +90,13 @@ __all__ = [
     "front_frame",
     "front_trials",
     "hypervolume",
+    "int8_parity",
     "is_export",
     "parse_rule",
     "pick_member",
     "pick_row",
     "plot_front",
+    "plot_latency_vs_flops",
     "report_columns",
     "score_on_test",
     "study_objectives",

@@ -4,7 +4,8 @@ The search scores trials on the validation split with the search attack while ot
 trials may run beside them. Before a front is reported, each member is loaded from its
 stored weights and, one model at a time, scored on the held-out test split under the
 search attack and the stronger final attack, checked for gradient masking against the
-base model, and re-timed (min / median / max). Results are stored in the study
+base model, and re-timed (min / median / max) under the study's `latency.runtime`, as
+its trials were timed. Results are stored in the study
 (`final.<trial>`), keyed by the threat model, so asking again costs nothing.
 """
 

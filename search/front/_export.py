@@ -1,9 +1,12 @@
 """Exporting the front: weights, ONNX, recipe, metrics, table and plot.
 
 An export holds, per member, the very packed weights that were scored during the
-search (`model.safetensors`, no pickle), an ONNX graph of the deployable float form, the
-recipe and the metrics: validation from the search, test from the front report (test
-split, search and final attack, sanity checks, quiet re-timing). Exports are staged in
+search (`model.safetensors`, no pickle), an ONNX graph of the deployable float form,
+for a member whose layers all have <= 8 bits the int8 ONNX that runs as it was scored
+(`model.int8.onnx`: the trial's own codes and scales, activations calibrated on
+training images), the recipe and the metrics: validation from the search, test from the
+front report (test split, search and final attack, sanity checks, quiet re-timing), the
+int8 file's parity with the scored model and each shipped file's bytes. Exports are staged in
 a temporary folder and moved into place, so a failure leaves nothing half-written, and
 an existing export is only replaced with `force`. `search.load_model` reads a member
 back.
@@ -23,30 +26,43 @@ import json
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-import torch
 import yaml
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from search.compress import WEIGHTS, deployable, load_model_with_info
+from objectives.counting import count_flops
+from search.compress import (
+    FLOAT_ONNX,
+    INT8_ONNX,
+    WEIGHTS,
+    OrtModule,
+    calibration_batches,
+    float_onnx,
+    int8_applicable,
+    int8_onnx,
+    load_model_with_info,
+    ort_session,
+    save_onnx,
+)
 from search.config import StudyConfig
-from search.core import BadInput
+from search.core import BadInput, resolve_device
 from search.front._assess import assess_front
-from search.front._plot import plot_front
+from search.front._parity import int8_parity
+from search.front._plot import plot_front, plot_latency_vs_flops
 from search.front._rows import assessed_row, frame_json, front_trials, trials_frame
 from search.robust import describe
 from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact, storage_file
-from search.zoo import DataInfo
+from search.zoo import Splits, load_splits, make_loader
 
-TABLE_FILES = frozenset({"pareto.csv", "pareto.json", "pareto.png"})
-MEMBER_FILES = frozenset({WEIGHTS, "model.onnx", "recipe.yaml", "metrics.json"})
+TABLE_FILES = frozenset({"pareto.csv", "pareto.json", "pareto.png", "latency_vs_flops.png"})
+SHIPPED_FILES = (WEIGHTS, FLOAT_ONNX, INT8_ONNX)  # a member's model files, in bytes.<name>
+MEMBER_FILES = frozenset({*SHIPPED_FILES, "recipe.yaml", "metrics.json"})
 MEMBER_FOLDER = re.compile(r"trial-[0-9]+")
 ALLOWED = "a new or empty folder, or one holding an earlier export (replaced with --force)"
 
@@ -74,14 +90,18 @@ def export_front(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         reports = assess_front(study, config, artifacts, only=only)
+        splits = load_splits(config.data, config.seed)  # calibration and parity data
         rows = [
-            _export_member(trial, reports[trial.number], config, artifacts, staging, out_dir)
+            _export_member(
+                trial, reports[trial.number], config, artifacts, splits, staging, out_dir
+            )
             for trial in members
         ]
         table = pd.DataFrame(rows)
         table.to_csv(staging / "pareto.csv", index=False)
         (staging / "pareto.json").write_text(frame_json(table))
         plot_front(trials_frame(study), table, staging / "pareto.png", study.study_name)
+        plot_latency_vs_flops(table, staging / "latency_vs_flops.png", study.study_name)
         # minutes may have passed: check again right before the old folder is deleted
         check_export_dir(out_dir, force, storage, protected)
         if target.exists():
@@ -192,6 +212,7 @@ def _export_member(
     report: dict[str, Any],
     config: StudyConfig,
     artifacts: Any,
+    splits: Splits,
     staging: Path,
     final: Path,
 ) -> dict[str, Any]:
@@ -205,8 +226,9 @@ def _export_member(
         f"the weights of trial {trial.number}",
     )
     model, info = load_model_with_info(weights)
-    _write_onnx(model, info, folder / "model.onnx")
-    metrics = {
+    save_onnx(float_onnx(model, info.input_shape), folder / FLOAT_ONNX)
+    shipped = {"weights": WEIGHTS, "onnx": FLOAT_ONNX}
+    metrics: dict[str, Any] = {
         "trial": trial.number,
         "validation": trial.user_attrs[METRICS],
         "test": report["test"],
@@ -218,6 +240,13 @@ def _export_member(
             **vars(config.evaluation),
         },
         "seed": config.seed,
+        "flops": count_flops(model, info.input_shape),
+    }
+    if int8_applicable(model):
+        metrics["int8_onnx"] = _write_int8(model, info.input_shape, config, splits, folder)
+        shipped["onnx_int8"] = INT8_ONNX
+    metrics["bytes"] = {
+        name: (folder / name).stat().st_size for name in SHIPPED_FILES if (folder / name).exists()
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     recipe = {
@@ -229,26 +258,29 @@ def _export_member(
     }
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     row = assessed_row(trial, report)
-    files = {
-        "weights": WEIGHTS,
-        "onnx": "model.onnx",
-        "recipe": "recipe.yaml",
-        "metrics": "metrics.json",
-    }
+    row["flops"] = metrics["flops"]
+    row.update({f"bytes.{name}": size for name, size in metrics["bytes"].items()})
+    if "int8_onnx" in metrics:
+        parity = metrics["int8_onnx"]
+        row.update({f"int8_onnx.{key}": parity[key] for key in ("clean_accuracy", "agreement")})
+    files = {**shipped, "recipe": "recipe.yaml", "metrics": "metrics.json"}
     row.update({f"path.{key}": str(final / folder.name / name) for key, name in files.items()})
     return row
 
 
-def _write_onnx(model: nn.Module, info: DataInfo, path: Path) -> None:
-    example = torch.rand(1, *info.input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is legacy
-        torch.onnx.export(
-            deployable(model).cpu(),
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}},
-        )
+def _write_int8(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    config: StudyConfig,
+    splits: Splits,
+    folder: Path,
+) -> dict[str, Any]:
+    """Write `model.int8.onnx` (activations calibrated on the first training images, as
+    the latency objective calibrates) and return its parity with the scored model."""
+    train = make_loader(splits.train, 256)
+    calibration = calibration_batches(train, config.latency.calibration_samples)
+    save_onnx(int8_onnx(model, input_shape, calibration), folder / INT8_ONNX)
+    session = ort_session(folder / INT8_ONNX, threads=config.latency.threads)
+    device = resolve_device(config.device)
+    test = make_loader(splits.test, 256)
+    return int8_parity(model.to(device), OrtModule(session), test, config, device)

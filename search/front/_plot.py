@@ -1,4 +1,5 @@
-"""The front, drawn: robust accuracy against latency, marker area by size."""
+"""The front, drawn: robust accuracy against latency (marker area by size), and latency
+against FLOPs."""
 
 from __future__ import annotations
 
@@ -45,6 +46,37 @@ def plot_front(all_trials: pd.DataFrame, front: pd.DataFrame, path: Path, title:
     ax.set_title(f"{title}\nmarker area ~ size in bytes")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_latency_vs_flops(front: pd.DataFrame, path: Path, title: str) -> None:
+    """Re-timed latency against FLOPs of each exported member: whether the timed runtime
+    follows the work (points near a line through 0) or a fixed per-call cost (flat)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for form, group in front.groupby("latency_form"):
+        ax.scatter(group["flops"] / 1e6, group["retimed_ms"], edgecolor="black", label=form)
+    for _, row in front.iterrows():
+        ax.annotate(
+            f"#{int(row['trial'])}",
+            (row["flops"] / 1e6, row["retimed_ms"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("MFLOPs (one input)")
+    ax.set_ylabel("latency (ms, median, test-side re-timing)")
+    ax.set_title(f"{title}\nlatency against work, front members")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", title="timed form")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

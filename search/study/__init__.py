@@ -114,6 +114,7 @@ from search.study._stored import (
     stored_config,
     trial_model,
     upload_weights,
+    with_stored_defaults,
 )
 from search.study._trial import (
     RungCallback,
@@ -220,4 +221,5 @@ __all__ = [
     "trial_model",
     "upload_weights",
     "weights_metadata",
+    "with_stored_defaults",
 ]

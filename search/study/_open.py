@@ -138,4 +138,4 @@ def open_stored_study(
         raise BadInput(
             f"{study_field}: study {name!r} was not made by aer-search (it stores no config)"
         )
-    return study, config_from_dict(study.user_attrs[CONFIG])
+    return study, config_from_dict(stored_config(study))

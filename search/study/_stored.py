@@ -19,6 +19,9 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 - Study attrs written once by the creator: `base_weights_artifact` (the base model every
   trial compressed), `base_cpu_seconds`, `sanity.base`. `final.<N>` caches trial N's
   test-split assessment, keyed by the fingerprint of the settings it depends on.
+- `config` is read through `stored_config`: a field added later whose default would
+  change an older study's meaning (`STORED_BEFORE`: `latency.runtime` is `torch` for a
+  study made before the field) reads as what that study was made with.
 
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
                ray.experiment
@@ -83,7 +86,22 @@ def stored_config(study: optuna.Study, wait_seconds: float = 10.0) -> dict[str, 
     while CONFIG not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.1)
         study = optuna.load_study(study_name=study.study_name, storage=study._storage)
-    return study.user_attrs.get(CONFIG, {})
+    return with_stored_defaults(study.user_attrs.get(CONFIG, {}))
+
+
+# fields added with a default that would change what an older study's numbers mean,
+# and the value those studies were made with
+STORED_BEFORE = {("latency", "runtime"): "torch"}  # latency timed torch forms only
+
+
+def with_stored_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with each field of `STORED_BEFORE` it lacks set to the value its
+    study was made with (not today's default), so keys keep their meaning."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for (section, key), value in STORED_BEFORE.items():
+        if config and isinstance(config.get(section, {}), dict):
+            config.setdefault(section, {}).setdefault(key, value)
+    return config
 
 
 def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
