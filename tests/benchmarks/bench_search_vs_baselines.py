@@ -54,6 +54,8 @@ METHODS = {  # name -> (study prefix, --baseline, starts from the base model, ex
     "adv. training": ("advtrain", "adversarial-training", False, ()),
     "random": ("random", "random", True, ()),
     "ours (no MF)": ("oursnomf", None, True, ("--set", "fidelity.enabled=false")),
+    # the smaller space: one sparsity and one bit-width for all layers (5 params, not 17)
+    "ours (global)": ("oursglobal", None, True, ("--set", "space.granularity=global")),
 }
 PAPER_TEST_IMAGES = 1000  # the paper's protocol is scored on this many test images
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # robust accuracy, latency, size
@@ -156,7 +158,7 @@ def run_method(
     if baseline:
         command += ["--baseline", baseline]
     command += list(extra)
-    if args.trials is not None and method in ("ours", "random", "ours (no MF)"):
+    if args.trials is not None and method in ("ours", "random", "ours (no MF)", "ours (global)"):
         command += ["--trials", str(args.trials)]
     saved = work / "logs" / f"{study}.pareto.json"
     wall = work / "logs" / f"{study}.wall_seconds"
