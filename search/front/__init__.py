@@ -1,5 +1,6 @@
-"""The Pareto front of a study: rows, test-split re-assessment, export, plots, hypervolume,
-and picking one member by a rule (`pick_member`).
+"""The Pareto front of a study: rows, test-split re-assessment, export, plots (static and
+the interactive pareto.html), hypervolume and its history, and picking one member by a
+rule (`pick_member`).
 
 Rows are plain data (`trial_row`, `front_trials`); the re-assessment scores each member
 on the test split under the stronger final attack, checks it for gradient masking and
@@ -22,11 +23,18 @@ from search.front._export import (
     export_front,
     is_export,
 )
+from search.front._history import (
+    MARGIN,
+    HistoryPoint,
+    front_hypervolume,
+    hypervolume_history,
+)
 from search.front._hypervolume import (
     Point,
     hypervolume,
     to_minimisation,
 )
+from search.front._page import front_data, front_page, write_front_page
 from search.front._pick import (
     DIRECTIONS,
     GRAMMAR,
@@ -41,7 +49,7 @@ from search.front._pick import (
     pick_row,
     study_objectives,
 )
-from search.front._plot import plot_front
+from search.front._plot import plot_front, plot_hypervolume_history
 from search.front._rows import (
     CONSTRAINTS_KEY,
     TABLE_COLUMNS,
@@ -63,7 +71,9 @@ __all__ = [
     "Constraint",
     "DIRECTIONS",
     "GRAMMAR",
+    "HistoryPoint",
     "KNEE",
+    "MARGIN",
     "MEMBER_FILES",
     "MEMBER_FOLDER",
     "Point",
@@ -81,16 +91,21 @@ __all__ = [
     "check_export_dir",
     "export_front",
     "fingerprint",
+    "front_data",
+    "front_hypervolume",
+    "front_page",
     "format_table",
     "frame_json",
     "front_frame",
     "front_trials",
     "hypervolume",
+    "hypervolume_history",
     "is_export",
     "parse_rule",
     "pick_member",
     "pick_row",
     "plot_front",
+    "plot_hypervolume_history",
     "report_columns",
     "score_on_test",
     "study_objectives",
@@ -98,4 +113,5 @@ __all__ = [
     "to_minimisation",
     "trial_row",
     "trials_frame",
+    "write_front_page",
 ]

@@ -39,13 +39,17 @@ from search.compress import WEIGHTS, deployable, load_model_with_info
 from search.config import StudyConfig
 from search.core import BadInput
 from search.front._assess import assess_front
-from search.front._plot import plot_front
+from search.front._history import hypervolume_history
+from search.front._page import write_front_page
+from search.front._plot import plot_front, plot_hypervolume_history
 from search.front._rows import assessed_row, frame_json, front_trials, trials_frame
 from search.robust import describe
 from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact, storage_file
 from search.zoo import DataInfo
 
-TABLE_FILES = frozenset({"pareto.csv", "pareto.json", "pareto.png"})
+TABLE_FILES = frozenset(
+    {"pareto.csv", "pareto.json", "pareto.png", "pareto.html", "hv_history.png"}
+)
 MEMBER_FILES = frozenset({WEIGHTS, "model.onnx", "recipe.yaml", "metrics.json"})
 MEMBER_FOLDER = re.compile(r"trial-[0-9]+")
 ALLOWED = "a new or empty folder, or one holding an earlier export (replaced with --force)"
@@ -82,6 +86,9 @@ def export_front(
         table.to_csv(staging / "pareto.csv", index=False)
         (staging / "pareto.json").write_text(frame_json(table))
         plot_front(trials_frame(study), table, staging / "pareto.png", study.study_name)
+        write_front_page(study, table, staging / "pareto.html")
+        history = hypervolume_history(study)
+        plot_hypervolume_history(history, staging / "hv_history.png", study.study_name)
         # minutes may have passed: check again right before the old folder is deleted
         check_export_dir(out_dir, force, storage, protected)
         if target.exists():
