@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Collection, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import optuna
@@ -152,7 +153,15 @@ def _scored(
             _clock(time.monotonic() - start),
         )
 
-    results = score_in_pool(trials, config, base, artifacts, workers, scored)
+    try:
+        results = score_in_pool(trials, config, base, artifacts, workers, scored)
+    except BrokenProcessPool:  # spawned workers re-import an unguarded __main__ script
+        log.warning(
+            "worker processes died before scoring (a script calling this without "
+            "`if __name__ == '__main__':`?); scoring the front in this process"
+        )
+        yield from _scored(trials, config, splits, base, artifacts, device, 1, start)
+        return
     for trial in trials:
         scores, seconds = results[trial.number]
         yield trial, None, scores, seconds
