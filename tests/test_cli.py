@@ -232,7 +232,8 @@ def test_export_round_trip(
     study = load(url, "tiny")
     front = sorted(t.number for t in study.best_trials)
     assert front, "a complete study has a non-empty front"
-    expected = {"pareto.csv", "pareto.json", "pareto.png", *(f"trial-{n}" for n in front)}
+    tables = {"pareto.csv", "pareto.json", "pareto.png", "pareto.html", "hv_history.png"}
+    expected = {*tables, *(f"trial-{n}" for n in front)}
     assert {p.name for p in out_dir.iterdir()} == expected
     assert table_trial_numbers(printed) == front
     assert sorted(pd.read_csv(out_dir / "pareto.csv")["trial"]) == front

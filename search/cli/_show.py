@@ -47,12 +47,25 @@ class Pareto(Command):
             "maximize robust_accuracy' or 'knee'; validation numbers unless RULE names a "
             "test_... or retimed_... one (then the front is re-assessed first)",
         )
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="print the study's hypervolume after each completed trial instead "
+            "(validation, each objective min-max normalised over the study's trials)",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.front import check_export_dir, export_front
         from search.study import artifact_dir, artifact_store
 
+        if args.history and (args.export or args.pick is not None):
+            raise BadInput(
+                "--history prints the hypervolume history only; allowed without --export and --pick"
+            )
         study, config, url = load_existing(args)
+        if args.history:
+            print_history(study, args.json)
+            return 0
         if args.export:  # before anything is written or assessed (the store makes a folder)
             check_export_dir(
                 Path(args.export), args.force, url, artifact_dir(url, config.artifacts)
@@ -104,6 +117,31 @@ class Pareto(Command):
             return front_frame(study)
         reports = assess_front(study, config, artifacts)
         return pd.DataFrame([assessed_row(t, reports[t.number]) for t in front_trials(study)])
+
+
+def print_history(study: Any, as_json: bool) -> None:
+    """The hypervolume after each completed trial: a table, or JSON rows."""
+    import json
+
+    import pandas as pd
+
+    from search.front import MARGIN, hypervolume_history, study_objectives
+
+    rows = [point.to_dict() for point in hypervolume_history(study)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    goals = ", ".join(f"{n} ({d})" for n, d in study_objectives(study).items())
+    print(
+        f"study {study.study_name!r}: hypervolume after each completed trial (validation; "
+        f"{goals}; each min-max normalised over the study's trials, reference {1 + MARGIN:g})"
+    )
+    if not rows:
+        print("(no complete trial)")
+        return
+    frame = pd.DataFrame(rows)
+    frame["completed"] = frame["completed"].map(lambda v: (v or "")[:19].replace("T", " "))
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.6f}"))
 
 
 def print_study_header(study: Any, config: Any) -> None:

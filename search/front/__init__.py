@@ -1,5 +1,6 @@
-"""The Pareto front of a study: rows, test-split re-assessment, export, plots, hypervolume,
-and picking one member by a rule (`pick_member`).
+"""The Pareto front of a study: rows, test-split re-assessment, export, plots (static and
+the interactive pareto.html), hypervolume and its history, and picking one member by a
+rule (`pick_member`).
 
 Rows are plain data (`trial_row`, `front_trials`); the re-assessment scores each member
 on the test split under the stronger final attack, checks it for gradient masking and
@@ -23,11 +24,18 @@ from search.front._export import (
     export_front,
     is_export,
 )
+from search.front._history import (
+    MARGIN,
+    HistoryPoint,
+    front_hypervolume,
+    hypervolume_history,
+)
 from search.front._hypervolume import (
     Point,
     hypervolume,
     to_minimisation,
 )
+from search.front._page import front_data, front_page, write_front_page
 from search.front._parity import agreement, int8_parity
 from search.front._pick import (
     DIRECTIONS,
@@ -43,7 +51,7 @@ from search.front._pick import (
     pick_row,
     study_objectives,
 )
-from search.front._plot import plot_front, plot_latency_vs_flops
+from search.front._plot import plot_front, plot_hypervolume_history, plot_latency_vs_flops
 from search.front._rows import (
     CONSTRAINTS_KEY,
     TABLE_COLUMNS,
@@ -65,7 +73,9 @@ __all__ = [
     "Constraint",
     "DIRECTIONS",
     "GRAMMAR",
+    "HistoryPoint",
     "KNEE",
+    "MARGIN",
     "MEMBER_FILES",
     "MEMBER_FOLDER",
     "Point",
@@ -85,18 +95,23 @@ __all__ = [
     "check_export_dir",
     "export_front",
     "fingerprint",
+    "front_data",
+    "front_hypervolume",
+    "front_page",
     "format_table",
     "frame_json",
     "front_frame",
     "front_trials",
     "hypervolume",
     "int8_parity",
+    "hypervolume_history",
     "is_export",
     "parse_rule",
     "pick_member",
     "pick_row",
     "plot_front",
     "plot_latency_vs_flops",
+    "plot_hypervolume_history",
     "report_columns",
     "score_on_test",
     "study_objectives",
@@ -104,4 +119,5 @@ __all__ = [
     "to_minimisation",
     "trial_row",
     "trials_frame",
+    "write_front_page",
 ]

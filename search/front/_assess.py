@@ -7,6 +7,10 @@ search attack and the stronger final attack, checked for gradient masking agains
 base model, and re-timed (min / median / max) under the study's `latency.runtime`, as
 its trials were timed. Results are stored in the study
 (`final.<trial>`), keyed by the threat model, so asking again costs nothing.
+
+The attacks are most of the cost: they run in worker processes when cores are free
+(`_pool`), sharing what gives the same numbers (`_scoring`); the re-timing runs after
+them, one model at a time, in this process.
 """
 
 from __future__ import annotations
@@ -15,23 +19,26 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from search.compress import calibration_batches, measure_latency
 from search.config import StudyConfig
 from search.core import resolve_device
+from search.front._pool import pool_size, score_in_pool
 from search.front._rows import front_trials
+from search.front._scoring import TEST_BATCH, score_member
 from search.robust import (
     Check,
     clean_accuracy,
     describe,
     final_attacks,
-    model_checks,
     robust_accuracy,
     warn_failures,
 )
@@ -53,9 +60,14 @@ def assess_front(
     config: StudyConfig,
     artifacts: Any,
     only: Collection[int] | None = None,
+    workers: int | None = None,
 ) -> dict[int, dict]:
     """Assessment of every front member (computed once, then read from the study); with
-    `only`, of the members with those trial numbers (an export of a picked one)."""
+    `only`, of the members with those trial numbers (an export of a picked one).
+
+    `workers`: processes that score members side by side (default: as many as there are
+    free cores, `search.front._pool`); the re-timing runs after them, one at a time.
+    """
     members = [t for t in front_trials(study) if only is None or t.number in only]
     key = fingerprint(config)
     missing = [
@@ -64,35 +76,101 @@ def assess_front(
         if study.user_attrs.get(final_key(t.number), {}).get("fingerprint") != key
     ]
     if missing:
-        device = resolve_device(config.device)
-        splits = load_splits(config.data, config.seed)
-        base = load_base(study, config, splits, artifacts, device)
-        log.info(
-            "assessing %d front members on the test split (%s)",
-            len(missing),
-            describe(config.evaluation, final=True),
-        )
-        start = time.monotonic()
-        for done, trial in enumerate(missing, start=1):
-            clock = time.monotonic()
-            result = assess_member(trial, config, splits, base, artifacts, device)
-            result["seconds"] = time.monotonic() - clock  # the re-assessment's own cost
-            study.set_user_attr(final_key(trial.number), {**result, "fingerprint": key})
-            elapsed = time.monotonic() - start
-            left = elapsed / done * (len(missing) - done)
-            log.info(
-                "[%d/%d] front member %d assessed: test robust (final) %.4g | elapsed %s, left ~%s",
-                done,
-                len(missing),
-                trial.number,
-                result["test"]["robust_accuracy_final"],
-                _clock(elapsed),
-                _clock(left),
-            )
+        _assess_missing(study, config, artifacts, missing, key, workers)
     reports = {t.number: study.user_attrs[final_key(t.number)] for t in members}
     for number, report in reports.items():
         warn_failures([Check(**c) for c in report["sanity"]], f"trial {number}")
     return reports
+
+
+def _assess_missing(
+    study: optuna.Study,
+    config: StudyConfig,
+    artifacts: Any,
+    missing: list[FrozenTrial],
+    key: str,
+    workers: int | None,
+) -> None:
+    """Score, re-time and store each member in `missing`, logging progress."""
+    device = resolve_device(config.device)
+    splits = load_splits(config.data, config.seed)
+    base = load_base(study, config, splits, artifacts, device)
+    count = pool_size(len(missing), device, artifacts) if workers is None else workers
+    log.info(
+        "assessing %d front members on the test split (%s)%s",
+        len(missing),
+        describe(config.evaluation, final=True),
+        f", {count} processes side by side" if count > 1 else "",
+    )
+    start = time.monotonic()
+    for done, (trial, model, scores, seconds) in enumerate(
+        _scored(missing, config, splits, base, artifacts, device, count, start), start=1
+    ):
+        clock = time.monotonic()
+        model = model if model is not None else _load(trial, artifacts, device)
+        latency = retime(model, config, splits, device)
+        # the re-assessment's own cost: the member's scoring and its re-timing
+        result = {**scores, "latency": latency, "seconds": seconds + time.monotonic() - clock}
+        study.set_user_attr(final_key(trial.number), {**result, "fingerprint": key})
+        elapsed = time.monotonic() - start
+        left = elapsed / done * (len(missing) - done)
+        log.info(
+            "[%d/%d] front member %d assessed: test robust (final) %.4g | elapsed %s, left ~%s",
+            done,
+            len(missing),
+            trial.number,
+            result["test"]["robust_accuracy_final"],
+            _clock(elapsed),
+            _clock(left),
+        )
+
+
+def _scored(
+    trials: list[FrozenTrial],
+    config: StudyConfig,
+    splits: Splits,
+    base: nn.Module,
+    artifacts: Any,
+    device: torch.device,
+    workers: int,
+    start: float,
+) -> Iterator[tuple[FrozenTrial, nn.Module | None, dict[str, Any], float]]:
+    """(trial, its model when loaded here, scores, seconds) per member: one at a time in
+    this process, or all of them first in a pool (so nothing is timed beside them)."""
+    if workers <= 1:
+        for trial in trials:
+            clock = time.monotonic()
+            model = _load(trial, artifacts, device)
+            scores = score_member(model, base, config, splits, device)
+            yield trial, model, scores, time.monotonic() - clock
+        return
+
+    def scored(trial: FrozenTrial, done: int) -> None:
+        log.info(
+            "[%d/%d] front member %d scored | elapsed %s",
+            done,
+            len(trials),
+            trial.number,
+            _clock(time.monotonic() - start),
+        )
+
+    try:
+        results = score_in_pool(trials, config, base, artifacts, workers, scored)
+    except BrokenProcessPool:  # spawned workers re-import an unguarded __main__ script
+        log.warning(
+            "worker processes died before scoring (a script calling this without "
+            "`if __name__ == '__main__':`?); scoring the front in this process"
+        )
+        yield from _scored(trials, config, splits, base, artifacts, device, 1, start)
+        return
+    for trial in trials:
+        scores, seconds = results[trial.number]
+        yield trial, None, scores, seconds
+
+
+def _load(trial: FrozenTrial, artifacts: Any, device: torch.device) -> nn.Module:
+    model, _ = trial_model(trial, artifacts)
+    return model.to(device)
 
 
 def assess_member(
@@ -103,34 +181,33 @@ def assess_member(
     artifacts: Any,
     device: torch.device,
 ) -> dict[str, Any]:
-    model, info = trial_model(trial, artifacts)
-    model.to(device)
-    test = score_on_test(model, config, splits, device)
-    loader = make_loader(splits.test, 256)
-    checks = model_checks(
-        model, loader, config.evaluation, config.sanity, device, config.seed, base=base
-    )
-    shape = info.input_shape
+    """One member's assessment: test scores and sanity checks, then its re-timing."""
+    model = _load(trial, artifacts, device)
+    scores = score_member(model, base, config, splits, device)
+    return {**scores, "latency": retime(model, config, splits, device)}
+
+
+def retime(
+    model: nn.Module, config: StudyConfig, splits: Splits, device: torch.device
+) -> dict[str, Any]:
+    """Min / median / max latency of the member's deployable form (int8 calibrated on
+    training images), as `measure_latency` times it."""
     train = make_loader(splits.train, 256)
     stats = measure_latency(
         model,
-        shape,
+        splits.info.input_shape,
         config.latency,
         device,
         lambda: calibration_batches(train, config.latency.calibration_samples),
     )
-    return {
-        "test": test,
-        "sanity": [c.to_dict() for c in checks],
-        "latency": dataclasses.asdict(stats),
-    }
+    return dataclasses.asdict(stats)
 
 
 def score_on_test(
     model: nn.Module, config: StudyConfig, splits: Splits, device: torch.device
 ) -> dict[str, float]:
     """Clean, search-attack and final-attack accuracy on the test split (seeded)."""
-    loader = make_loader(splits.test, 256)
+    loader = make_loader(splits.test, TEST_BATCH)
     threat = config.evaluation
     final = final_attacks(threat, seed=config.seed, n_classes=splits.info.num_classes)
     return {

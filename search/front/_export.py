@@ -53,14 +53,25 @@ from search.compress import (
 from search.config import StudyConfig
 from search.core import BadInput, resolve_device
 from search.front._assess import assess_front
+from search.front._history import hypervolume_history
+from search.front._page import write_front_page
 from search.front._parity import int8_parity
-from search.front._plot import plot_front, plot_latency_vs_flops
+from search.front._plot import plot_front, plot_hypervolume_history, plot_latency_vs_flops
 from search.front._rows import assessed_row, frame_json, front_trials, trials_frame
 from search.robust import describe
 from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact, storage_file
 from search.zoo import Splits, load_splits, make_loader
 
-TABLE_FILES = frozenset({"pareto.csv", "pareto.json", "pareto.png", "latency_vs_flops.png"})
+TABLE_FILES = frozenset(
+    {
+        "pareto.csv",
+        "pareto.json",
+        "pareto.png",
+        "pareto.html",
+        "hv_history.png",
+        "latency_vs_flops.png",
+    }
+)
 SHIPPED_FILES = (WEIGHTS, FLOAT_ONNX, INT8_ONNX)  # a member's model files, in bytes.<name>
 MEMBER_FILES = frozenset({*SHIPPED_FILES, "recipe.yaml", "metrics.json"})
 MEMBER_FOLDER = re.compile(r"trial-[0-9]+")
@@ -102,6 +113,9 @@ def export_front(
         (staging / "pareto.json").write_text(frame_json(table))
         plot_front(trials_frame(study), table, staging / "pareto.png", study.study_name)
         plot_latency_vs_flops(table, staging / "latency_vs_flops.png", study.study_name)
+        write_front_page(study, table, staging / "pareto.html")
+        history = hypervolume_history(study)
+        plot_hypervolume_history(history, staging / "hv_history.png", study.study_name)
         # minutes may have passed: check again right before the old folder is deleted
         check_export_dir(out_dir, force, storage, protected)
         if target.exists():

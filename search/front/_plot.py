@@ -1,11 +1,14 @@
-"""The front, drawn: robust accuracy against latency (marker area by size), and latency
-against FLOPs."""
+"""Static plots of an export: the front (robust accuracy against latency, marker area by
+size), latency against FLOPs, and the hypervolume history."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from search.front._history import HistoryPoint
 
 
 def plot_front(all_trials: pd.DataFrame, front: pd.DataFrame, path: Path, title: str) -> None:
@@ -46,6 +49,28 @@ def plot_front(all_trials: pd.DataFrame, front: pd.DataFrame, path: Path, title:
     ax.set_title(f"{title}\nmarker area ~ size in bytes")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_hypervolume_history(history: Sequence[HistoryPoint], path: Path, title: str) -> None:
+    """The study's normalised hypervolume after each completed trial, as a step line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = range(1, len(history) + 1)
+    volumes = [point.hypervolume for point in history]
+    ax.step(steps, volumes, where="post", color="tab:blue")
+    ax.scatter(steps, volumes, s=12, color="tab:blue")
+    ax.set_xlabel("completed trials")
+    ax.set_ylabel("hypervolume (validation, min-max normalised)")
+    ax.set_title(f"{title}\nhypervolume history")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -108,12 +108,15 @@ def model_checks(
     device: torch.device,
     seed: int = 0,
     base: nn.Module | None = None,
+    white_box: float | None = None,
 ) -> list[Check]:
     """The attack-based checks of one model (the transfer check needs `base`).
 
-    The white-box robust accuracy both later checks compare against is computed once.
+    The white-box robust accuracy both later checks compare against is computed once,
+    or not at all when the caller already has it (`white_box`: the model's robust
+    accuracy under `threat` on `loader` with `seed`, as the front's re-assessment has).
     """
-    white_box = robust_accuracy(model, loader, threat, device, seed)
+    white_box = _white_box(model, loader, threat, device, seed, white_box)
     checks = [
         large_epsilon_breaks(model, loader, threat, sanity, device, seed),
         more_steps_do_not_help(model, loader, threat, sanity, device, seed, white_box),

@@ -17,7 +17,13 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from search.front import allowed_metrics, parse_rule, pick_row, study_objectives
+from search.front import (
+    allowed_metrics,
+    hypervolume_history,
+    parse_rule,
+    pick_row,
+    study_objectives,
+)
 from search.service import _exports, _status
 from search.service._errors import Conflict, NotFound
 from search.service._intake import (
@@ -207,6 +213,18 @@ def get_front(
         "assessed": assess,
         "pick": pick,
         "members": members,
+    }
+
+
+@router.get("/studies/{name}/hypervolume")
+def get_hypervolume(request: Request, name: StudyName) -> dict[str, Any]:
+    """The study's hypervolume after each completed trial, as `search pareto --history
+    --json` prints it (validation, objectives min-max normalised over the study)."""
+    study = _study(_service(request), name)
+    return {
+        "study": name,
+        "objectives": study_objectives(study),
+        "history": [point.to_dict() for point in hypervolume_history(study)],
     }
 
 

@@ -104,16 +104,17 @@ async function submitConfig() {
 async function refreshStudy() {
   if (!openStudy) return;
   const name = encodeURIComponent(openStudy);
-  let summary, trials, front;
+  let summary, trials, front, volume;
   try {
-    [summary, trials, front] = await Promise.all([api(`/api/studies/${name}`),
+    [summary, trials, front, volume] = await Promise.all([api(`/api/studies/${name}`),
       api(`/api/studies/${name}/trials`).catch(() => ({ trials: [] })),
-      api(`/api/studies/${name}/front`).catch(() => ({ members: [] }))]);
+      api(`/api/studies/${name}/front`).catch(() => ({ members: [] })),
+      api(`/api/studies/${name}/hypervolume`).catch(() => ({ history: [] }))]);
   } catch (error) {
     $("study-summary").textContent = error.message;
     return;
   }
-  const data = JSON.stringify([summary, trials.trials, front.members]);
+  const data = JSON.stringify([summary, trials.trials, front.members, volume.history]);
   if (data === lastStudyData) return;
   lastStudyData = data;
   showSummary(summary);
@@ -121,6 +122,7 @@ async function refreshStudy() {
   const complete = trials.trials.filter((t) => t.state === "COMPLETE");
   drawPlot($("plot-latency"), complete, front.members, "latency_ms", "latency (ms)");
   drawPlot($("plot-size"), complete, front.members, "size_bytes", "size (bytes)");
+  drawHistory($("plot-hv"), volume.history);
   showTrials(trials.trials);
   const member = front.members.find((m) => m.trial === selectedMember);
   if (member) showMember(member); else $("member-details").hidden = true;
@@ -211,6 +213,39 @@ function drawPlot(svg, trials, members, xKey, xLabel) {
     dot.addEventListener("click", () => { selectedMember = m.trial; showMember(m); markSelected(); });
     svg.append(dot);
   }
+}
+
+// The hypervolume after each completed trial: a step line, one dot per trial.
+function drawHistory(svg, history) {
+  const W = 420, H = 300, left = 52, right = 12, top = 12, bottom = 40;
+  svg.replaceChildren();
+  if (!history.length) {
+    svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no complete trial yet"));
+    return;
+  }
+  const y1 = padded(0, Math.max(...history.map((h) => h.hypervolume)))[1];
+  const sx = (i) => left + ((i + 0.5) / history.length) * (W - left - right);
+  const sy = (v) => H - bottom - (v / y1) * (H - top - bottom);
+  svg.append(svgEl("line", { class: "axis", x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }),
+    svgEl("line", { class: "axis", x1: left, y1: top, x2: left, y2: H - bottom }));
+  for (const v of ticks(0, y1)) {
+    svg.append(svgEl("text", { x: left - 4, y: sy(v) + 4, "text-anchor": "end" }, fmt(v)));
+  }
+  svg.append(svgEl("text", { x: (left + W - right) / 2, y: H - 6, "text-anchor": "middle" },
+    `completed trials (${history.length})`),
+    svgEl("text", { x: 12, y: (top + H - bottom) / 2, "text-anchor": "middle",
+      transform: `rotate(-90 12 ${(top + H - bottom) / 2})` }, "hypervolume"));
+  const path = history.map((h, i) => (i ? `H${sx(i)} V` : `M${sx(i)} `) + sy(h.hypervolume));
+  svg.append(svgEl("path", { class: "history", d: path.join(" ") }));
+  history.forEach((h, i) => {
+    const dot = svgEl("circle", { cx: sx(i), cy: sy(h.hypervolume), r: 3, class: "history",
+      "data-trial": h.trial, "data-hypervolume": h.hypervolume });
+    const text = `after trial ${h.trial}${h.feasible ? "" : " (infeasible)"}\n` +
+      `hypervolume = ${fmt(h.hypervolume)}\ncompleted ${h.completed || ""}`;
+    dot.addEventListener("mouseenter", (event) => showTip(text, event));
+    dot.addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
+    svg.append(dot);
+  });
 }
 
 function point(row, x, y, kind, r) {
