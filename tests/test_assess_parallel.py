@@ -30,7 +30,12 @@ def finished(tmp_path_factory: pytest.TempPathFactory, _base_model_cache) -> dic
 
     root = tmp_path_factory.mktemp("assess")
     config = copy.deepcopy(TINY)
-    config.update(study="assess", trials=4)
+    # robust accuracy against size alone, from two warm-start anchors (uniform sparsity
+    # low and high): they trade one for the other, so the front has several members
+    # whatever the latency timings say
+    config.update(
+        study="assess", trials=6, warm_start=2, objectives=["robust_accuracy", "size_bytes"]
+    )
     config["data"] = {"test_samples": 100}
     config["evaluation"].update(final_steps=3, final_restarts=2)
     config["sanity"] = {"steps_factor": 2}
