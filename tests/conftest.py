@@ -22,6 +22,28 @@ TINY: dict[str, Any] = {
 }
 
 
+def cheap_assessment(config: dict[str, Any], final_restarts: int = 1) -> dict[str, Any]:
+    """Make a tiny study's test re-assessment cheap: 100 test images, a 3-step final
+    attack, sanity checks at twice the steps. Returns `config`, changed in place."""
+    config["data"] = {"test_samples": 100}
+    config["evaluation"].update(final_steps=3, final_restarts=final_restarts)
+    config["sanity"] = {"steps_factor": 2}
+    return config
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`search ARGV` in-process: exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from search.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _base_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test shares one cache, so the tiny base model is trained once per session."""

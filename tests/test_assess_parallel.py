@@ -26,7 +26,7 @@ from search.zoo import load_splits, make_loader
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory, _base_model_cache) -> dict[str, Any]:
-    from conftest import TINY
+    from conftest import TINY, cheap_assessment
 
     root = tmp_path_factory.mktemp("assess")
     config = copy.deepcopy(TINY)
@@ -36,9 +36,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, _base_model_cache) -> dic
     config.update(
         study="assess", trials=6, warm_start=2, objectives=["robust_accuracy", "size_bytes"]
     )
-    config["data"] = {"test_samples": 100}
-    config["evaluation"].update(final_steps=3, final_restarts=2)
-    config["sanity"] = {"steps_factor": 2}
+    cheap_assessment(config, final_restarts=2)
     url = f"sqlite:///{root / 'assess.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)

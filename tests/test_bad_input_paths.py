@@ -9,10 +9,8 @@ under the test's folder was written, changed or deleted.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import io
 import os
 import pickle
 import shutil
@@ -25,9 +23,9 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import run_cli
 
 from search import load_study_result
-from search.cli import main
 from search.core import BadInput
 from search.service._intake import parse_body
 from search.study import config_from_dict, open_storage, open_study
@@ -51,14 +49,6 @@ def snapshot(root: Path) -> dict[str, Any]:
         else:
             out[rel] = "dir"
     return out
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """`search ARGV` in-process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def refused(argv: list[str], root: Path, *words: str) -> str:

@@ -10,9 +10,7 @@ Both studies live in one SQLite file in tmp_path.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,10 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from conftest import run_cli
 from optuna.trial import TrialState
 
-from search.cli import main
-
 ALWAYS = "clean_accuracy <= 1"
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def write(root: Path, config: dict[str, Any], name: str) -> str:

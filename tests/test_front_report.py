@@ -7,9 +7,7 @@ One tiny study (3 trials, SQLite in tmp_path) runs through the CLI in-process; t
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,22 +16,15 @@ import optuna
 import pytest
 import torch
 import yaml
+from conftest import run_cli
 
 # the module, so its functions stay namespaced in this test file
 from search import load_model
-from search.cli import main
 from search.front import fingerprint, score_on_test
 from search.study import config_from_dict
 from search.zoo import load_splits
 
 FINAL = {"final_attack": "apgd", "final_steps": 5, "final_restarts": 1}
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

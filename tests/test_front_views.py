@@ -8,9 +8,7 @@ real headless Chromium (file:// URL) with one point per trial and working axis p
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import shutil
 from pathlib import Path
@@ -19,37 +17,28 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from conftest import run_cli
 from optuna._hypervolume import compute_hypervolume
 from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from search import run_search
-from search.cli import main
 from search.front import MARGIN, front_hypervolume, hypervolume_history
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STUDY = "views"
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def views(tmp_path_factory: pytest.TempPathFactory, _base_model_cache) -> dict[str, Any]:
     """The study (storage named as the service harness serves it) and its export."""
-    from conftest import TINY
+    from conftest import TINY, cheap_assessment
 
     root = tmp_path_factory.mktemp("views")
     config = copy.deepcopy(TINY)
     config.update(study=STUDY, trials=4)
-    config["data"] = {"test_samples": 100}  # a cheap re-assessment for the export
-    config["evaluation"].update(final_steps=3, final_restarts=1)
-    config["sanity"] = {"steps_factor": 2}
+    cheap_assessment(config)  # for the export
     url = f"sqlite:///{root / 'studies.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)

@@ -7,9 +7,7 @@ writes each member's int8 file, its parity with the scored model and its bytes.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import shutil
 from pathlib import Path
@@ -19,18 +17,11 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_cli
 
 from search import load_model
-from search.cli import main
 from search.compress import INT8_ONNX, ORT_INT8_FORM, layer_bits
 from search.front import is_export
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

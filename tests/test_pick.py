@@ -7,18 +7,16 @@ through `run_search`; every expected pick is computed here from the rows `search
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
 from search import run_search
 from search.api import StudyResult
-from search.cli import main
 from search.core import BadInput
 from search.front import parse_rule, pick_row
 
@@ -26,24 +24,15 @@ OBJECTIVES = ["robust_accuracy", "latency_ms", "size_bytes", "clean_accuracy"]
 MAXIMIZED = {"robust_accuracy", "clean_accuracy"}
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def picked_study(tmp_path_factory: pytest.TempPathFactory, _base_model_cache) -> dict[str, Any]:
     """The study, its result and its validation front as `search pareto --json` rows."""
-    from conftest import TINY
+    from conftest import TINY, cheap_assessment
 
     root = tmp_path_factory.mktemp("pick")
     config = copy.deepcopy(TINY)
     config.update(study="pick", trials=6, objectives=OBJECTIVES)
-    config["data"] = {"test_samples": 100}  # a cheap re-assessment of the whole front
-    config["evaluation"].update(final_steps=3, final_restarts=1)
-    config["sanity"] = {"steps_factor": 2}
+    cheap_assessment(config)  # of the whole front
     url = f"sqlite:///{root / 'pick.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
