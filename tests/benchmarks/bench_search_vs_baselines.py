@@ -560,7 +560,7 @@ def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = dict(zip(METHODS, ["C0", "C2", "C3", "C1", "C4"], strict=True))
+    colors = dict(zip(METHODS, ["C0", "C2", "C3", "C1", "C4", "C5"], strict=True))
     for method in METHODS:
         mine = [r for r in runs if r.method == method]
         for index, run in enumerate(mine):
