@@ -142,7 +142,8 @@ def int8_onnx(
 def activation_ranges(
     graph: onnx.ModelProto, calibration: Iterable[torch.Tensor]
 ) -> dict[str, tuple[float, float]]:
-    """Min and max of every float tensor of `graph` over the calibration images."""
+    """Min and max of every float tensor of `graph` (its input included) over the
+    calibration images."""
     import onnxruntime as ort
 
     probe = onnx.ModelProto()
@@ -163,8 +164,10 @@ def activation_ranges(
     names = [o.name for o in session.get_outputs()]
     ranges: dict[str, tuple[float, float]] = {}
     for images in calibration:
-        values = session.run(None, {"images": images.cpu().float().numpy()})
-        for name, value in zip(names, values, strict=True):
+        feed = images.cpu().float().numpy()
+        values = session.run(None, {"images": feed})
+        # the graph input too: a model may start with a quantized op (Conv) on it
+        for name, value in zip(["images", *names], [feed, *values], strict=True):
             if value.dtype != np.float32 or value.size == 0:
                 continue
             low, high = float(value.min()), float(value.max())
