@@ -8,6 +8,7 @@ table, or JSON / CSV on request); logs and progress go to stderr.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from search.study import STORAGE_ENV
@@ -44,7 +45,7 @@ def load_existing(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return study, config, url
 
 
-def print_front(frame: Any, as_json: bool, extra: list[str] | None = None) -> None:
+def print_front(frame: Any, as_json: bool, extra: Sequence[str] | None = None) -> None:
     from search.front import format_table, frame_json
 
     if as_json:

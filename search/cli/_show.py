@@ -8,20 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from search.cli._base import Command, load_existing, print_front
-from search.core import BadInput
+from search.core import ASSESSED_COLUMNS, BadInput
 
 log = logging.getLogger("search")
-
-ASSESSED_COLUMNS = [
-    "test_clean_accuracy",
-    "test_robust_accuracy",
-    "test_robust_accuracy_final",
-    "retimed_ms",
-    "retimed_min_ms",
-    "retimed_max_ms",
-    "latency_form",
-    "sanity",
-]
 
 
 class Pareto(Command):

@@ -1,10 +1,11 @@
 """The bottom layer: errors, user imports, the device, process liveness, the cache folder,
-and Pareto maths on plain points.
+Pareto maths on plain points, and the re-assessment's column names.
 
 Nothing here imports any other part of the project, so every layer may use it.
 """
 
 from search.core._cache import cache_dir
+from search.core._columns import ASSESSED_COLUMNS, TEST_METRICS
 from search.core._device import resolve_device
 from search.core._errors import AerSearchError, BadInput, TrialFailed, close_matches
 from search.core._importing import import_object
@@ -18,6 +19,7 @@ from search.core._pareto import (
 from search.core._processes import alive, start_ticks
 
 __all__ = [
+    "ASSESSED_COLUMNS",
     "AerSearchError",
     "BadInput",
     "TrialFailed",
@@ -32,4 +34,5 @@ __all__ = [
     "resolve_device",
     "sort_non_dominated",
     "start_ticks",
+    "TEST_METRICS",
 ]

@@ -27,20 +27,12 @@ from optuna.trial import FrozenTrial
 
 from objectives import BUILT_IN_METRICS
 from search.config import StudyConfig
-from search.core import BadInput, close_matches
+from search.core import TEST_METRICS, BadInput, close_matches
 from search.front._assess import assess_front
 from search.front._rows import assessed_row, front_trials, trial_row
 from search.study import CONFIG, METRICS
 
-# the columns of the test-split re-assessment (`report_columns`) a rule may name
-TEST_METRICS = (
-    "test_clean_accuracy",
-    "test_robust_accuracy",
-    "test_robust_accuracy_final",
-    "retimed_ms",
-    "retimed_min_ms",
-    "retimed_max_ms",
-)
+# a metric with one of these prefixes comes from the test-split re-assessment
 TEST_PREFIXES = ("test_", "retimed_")
 GRAMMAR = (
     "a rule reads 'METRIC <= NUMBER and METRIC > NUMBER ...' (operators <=, >=, <, >), "

@@ -7,6 +7,7 @@ A row holds a trial's number, state, every metric, its params and its failure re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from statistics import mean
 from typing import Any
 
@@ -132,7 +133,7 @@ def frame_json(frame: pd.DataFrame) -> str:
     return frame.to_json(orient="records", indent=2, double_precision=15)
 
 
-def format_table(frame: pd.DataFrame, extra: list[str] | None = None) -> str:
+def format_table(frame: pd.DataFrame, extra: Sequence[str] | None = None) -> str:
     """A fixed-width table of the columns a person reads first."""
     if frame.empty:
         return "(no trials)"
