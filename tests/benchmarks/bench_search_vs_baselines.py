@@ -84,6 +84,8 @@ class Run:
     front_sanity_failed: int = 0  # front members failing a test-split sanity check
     best_test_robust: float | None = None
     best_robust: dict[int, float | None] = field(default_factory=dict)
+    # CPU-seconds of the trial behind best_robust[fraction] (all its rungs), not the search's
+    best_member_cpu: dict[int, float | None] = field(default_factory=dict)
     # the paper's protocol (see paper_protocol): (robust, clean, size) of each front member
     paper: list[tuple[float, float, float]] = field(default_factory=list)
     anchors_hv: float | None = None  # validation-front HV once the warm-start anchors ran
@@ -178,6 +180,14 @@ def run_method(
     seconds = time.perf_counter() - start
     wall.write_text(f"{seconds:.1f}\n")  # written last: both steps finished
     return Run(method, seed, study, storage, wall_seconds=seconds)
+
+
+def finished(prefix: str, seed: int, work: Path) -> bool:
+    """Whether a study was run and re-assessed by an earlier call with this jobs dir."""
+    logs = work / "logs"
+    return all(
+        (logs / f"{prefix}-{seed}.{kind}").is_file() for kind in ("pareto.json", "wall_seconds")
+    )
 
 
 def load(run: Run) -> optuna.Study:
@@ -287,14 +297,15 @@ def score(run: Run, ref: Reference) -> None:
         robust = final["test"]["robust_accuracy_final"]
         size = trial.user_attrs["metrics"]["size_bytes"]
         test_points.append(normalised(robust, final["latency"]["median_ms"], size, ref))
-        members.append((robust, size))
+        members.append((robust, size, trial.user_attrs.get("seconds", {}).get("cpu")))
         run.front_sanity_failed += not all(c["passed"] for c in final["sanity"])
     run.test_front_hv = front_hypervolume(test_points)
     run.paper = paper_protocol(run, front)
-    run.best_test_robust = max((r for r, _ in members), default=None)
+    run.best_test_robust = max((r for r, _, _ in members), default=None)
     for fraction in SIZE_FRACTIONS:
-        fits = [r for r, size in members if size <= ref.size_bytes / fraction]
-        run.best_robust[fraction] = max(fits) if fits else None
+        fits = [(r, cpu) for r, size, cpu in members if size <= ref.size_bytes / fraction]
+        best = max(fits, key=lambda m: m[0]) if fits else (None, None)
+        run.best_robust[fraction], run.best_member_cpu[fraction] = best
 
 
 def paper_protocol(run: Run, front: list[FrozenTrial]) -> list[tuple[float, float, float]]:
@@ -314,7 +325,7 @@ def paper_protocol(run: Run, front: list[FrozenTrial]) -> list[tuple[float, floa
     study = load(run)
     config = config_from_dict(study.user_attrs["config"])
     splits = load_splits(config.data, config.seed)
-    test = Subset(splits.test, range(min(PAPER_TEST_IMAGES, len(splits.test))))
+    test = Subset(splits.test, range(min(PAPER_TEST_IMAGES, len(splits.test))))  # type: ignore[arg-type]
     artifacts = artifact_store(run.storage, config.artifacts)
     rows = []
     for trial in front:
@@ -442,6 +453,7 @@ def notes(args: argparse.Namespace, runs: list[Run], ref: Reference, threat: str
         "pixels), no random start, no clipping; first 1,000 test images; the paper's figure "
         "reads ~0.81-0.82 robust, 0.85-0.87 clean for adversarially fine-tuned models",
         *anchor_notes(runs),
+        *target_notes(runs),
         *sanity_notes(runs),
         *quantization_notes(runs),
     ]
@@ -484,6 +496,50 @@ def _finetune_kind(params: dict) -> str:
     return params["strategy"] if params["epsilon"] > 0 else "standard"
 
 
+def hv_at(run: Run, cpu: float) -> float:
+    """The validation-front HV once `cpu` CPU-seconds were spent (0 before the first)."""
+    return max((hv for spent, hv in run.curve if spent <= cpu), default=0.0)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def target_notes(runs: list[Run]) -> list[str]:
+    """The issue's targets, per seed: ours against the grid, random and adversarial training."""
+    lines = []
+    for ours in (r for r in runs if r.method == "ours"):
+        other = {r.method: r for r in runs if r.seed == ours.seed}
+        if grid := other.get("paper grid"):
+            lines.append(
+                f"seed {ours.seed}, ours vs paper grid: test HV {ours.test_front_hv:.3f} vs "
+                f"{grid.test_front_hv:.3f} ({ratio(ours.test_front_hv, grid.test_front_hv)}; "
+                f"target >= 1.10x) at {ratio(ours.cpu_seconds, grid.cpu_seconds)} of its "
+                "CPU-s (target <= 0.50x)"
+            )
+        if rand := other.get("random"):
+            equal = min(ours.cpu_seconds, rand.cpu_seconds)
+            lines.append(
+                f"seed {ours.seed}, ours vs random: test HV {ours.test_front_hv:.3f} vs "
+                f"{rand.test_front_hv:.3f} ({ratio(ours.test_front_hv, rand.test_front_hv)}) "
+                f"at {ratio(ours.cpu_seconds, rand.cpu_seconds)} of its CPU-s; validation HV "
+                f"at equal CPU-s ({equal:.0f}): {hv_at(ours, equal):.3f} vs "
+                f"{hv_at(rand, equal):.3f} ({ratio(hv_at(ours, equal), hv_at(rand, equal))}; "
+                "target >= 1.25x)"
+            )
+        adv = other.get("adv. training")
+        best = ours.best_robust.get(4)
+        if adv and adv.best_test_robust is not None and best is not None:
+            lines.append(
+                f"seed {ours.seed}, ours vs adv. training: best test robust <= 1/4 size "
+                f"{best:.3f} vs {adv.best_test_robust:.3f} ({best - adv.best_test_robust:+.3f}; "
+                f"target >= -0.02) at {ratio(ours.cpu_seconds, adv.cpu_seconds)} of its CPU-s "
+                f"for the whole search, {ratio(ours.best_member_cpu.get(4), adv.cpu_seconds)} "
+                "for that member's own trial (target <= 0.50x; the paper's claim 0.33x)"
+            )
+    return lines
+
+
 def anchor_notes(runs: list[Run]) -> list[str]:
     """What the search adds after its warm-start anchors (validation-front HV)."""
     return [
@@ -524,6 +580,7 @@ def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
         "front_sanity_failed",
         "best_test_robust_final",
         *(f"best_robust_le_1_{f}_size" for f in SIZE_FRACTIONS),
+        *(f"best_le_1_{f}_member_cpu_seconds" for f in SIZE_FRACTIONS),
         "ref_latency_ms",
         "ref_size_bytes",
     ]
@@ -547,6 +604,10 @@ def write_csv(path: Path, runs: list[Run], ref: Reference) -> None:
                     "front_sanity_failed": run.front_sanity_failed,
                     "best_test_robust_final": run.best_test_robust,
                     **{f"best_robust_le_1_{f}_size": run.best_robust[f] for f in SIZE_FRACTIONS},
+                    **{
+                        f"best_le_1_{f}_member_cpu_seconds": run.best_member_cpu[f]
+                        for f in SIZE_FRACTIONS
+                    },
                     "ref_latency_ms": ref.latency_ms,
                     "ref_size_bytes": ref.size_bytes,
                 }
@@ -617,6 +678,12 @@ def main() -> int:
         help=f"which methods to run and score (default all: {', '.join(METHODS)})",
     )
     parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="run nothing: score the (method, seed) pairs already run and re-assessed in "
+        "--jobs-dir, skipping the others",
+    )
+    parser.add_argument(
         "--trials", type=int, default=None, help="budget of ours and random (default: the preset's)"
     )
     parser.add_argument(
@@ -647,7 +714,12 @@ def main() -> int:
     try:
         for seed in args.seeds:
             for method in args.methods:
+                if args.score_only and not finished(METHODS[method][0], seed, work):
+                    say(f"[{METHODS[method][0]}-{seed}] not run and re-assessed yet; skipped")
+                    continue
                 runs.append(run_method(method, seed, args, work, env))
+        if not runs:
+            raise Failed(f"nothing to score in {work}")
         say("measuring the base model for the reference point")
         ref = measure_reference(runs[0])
         for run in runs:
