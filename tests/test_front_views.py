@@ -152,6 +152,8 @@ def test_the_export_holds_the_page_and_the_history_plot(views) -> None:
     assert (export / "hv_history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (export / "pareto.html").read_text()
     assert "<script src" not in page and "http" not in page.split("<script")[1]
+    # the shared plot helpers are inlined, and no placeholder is left
+    assert "function ticks(low, high)" in page and "{{" not in page
     # an export holding the new files is still recognised as one (replaced with --force)
     rc, _, err = run_cli(
         ["-q", "pareto", "--storage", views["url"], "--export", str(export), "--force"]

@@ -301,6 +301,8 @@ def test_paths_cannot_leave_the_service_folders(service: Service) -> None:
         assert response.status_code in (404, 422), (path, response.status_code)
         assert b"import" not in response.content, path
     assert service.client.get("/static/app.js").status_code == 200
+    plot = service.client.get("/plot.js")  # the plot helpers pareto.html inlines
+    assert plot.status_code == 200 and "function svgEl" in plot.text
 
 
 def test_the_page_lists_studies_shows_a_front_and_downloads_a_member(

@@ -26,6 +26,7 @@ from search.front._rows import _feasible, front_trials
 from search.study import METRICS
 
 PLACEHOLDER = "{{DATA}}"
+PLOT_JS = "{{PLOT_JS}}"  # search/front/static/plot.js, inlined: the page stays one file
 
 
 def write_front_page(study: optuna.Study, members: pd.DataFrame, path: Path) -> None:
@@ -36,9 +37,11 @@ def write_front_page(study: optuna.Study, members: pd.DataFrame, path: Path) -> 
 
 def front_page(data: dict[str, Any]) -> str:
     """The page with `data` embedded; `<` escaped, so no value can close the script."""
-    template = resources.files("search.front").joinpath("static/pareto.html").read_text("utf-8")
+    static = resources.files("search.front").joinpath("static")
+    template = static.joinpath("pareto.html").read_text("utf-8")
     text = json.dumps(data, allow_nan=False, sort_keys=True).replace("<", "\\u003c")
-    return template.replace(PLACEHOLDER, text)
+    page = template.replace(PLOT_JS, static.joinpath("plot.js").read_text("utf-8"))
+    return page.replace(PLACEHOLDER, text)
 
 
 def front_data(study: optuna.Study, members: pd.DataFrame) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from search.service._settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+# the plot helpers the export's pareto.html inlines; the page loads them as /plot.js
+PLOT_JS = Path(__file__).parent.parent / "front" / "static" / "plot.js"
 
 
 def create_app(settings: ServiceSettings) -> Guard:
@@ -50,6 +52,10 @@ def create_app(settings: ServiceSettings) -> Guard:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/plot.js", include_in_schema=False)
+    def plot_js() -> FileResponse:
+        return FileResponse(PLOT_JS, media_type="text/javascript")
 
     app.add_exception_handler(BadInput, _status(422))
     app.add_exception_handler(Conflict, _status(409))

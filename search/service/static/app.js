@@ -1,10 +1,10 @@
 // The service's page: plain JS and SVG, no build step, nothing fetched but the API.
+// fmt, svgEl, padded and ticks come from /plot.js (search/front/static/plot.js).
 // Text from the storage goes into the page as text nodes only (never as HTML).
 "use strict";
 
 const LIST_POLL_MS = 2000;
 const STUDY_POLL_MS = 3000;
-const SVG = "http://www.w3.org/2000/svg";
 const METRICS = ["robust_accuracy", "clean_accuracy", "latency_ms", "size_bytes"];
 const TRIAL_COLUMNS = ["trial", "state", ...METRICS, "sparsity_mean", "bits", "strategy",
   "epsilon", "epochs", "feasible", "fail_reason"];
@@ -26,16 +26,6 @@ function el(tag, text, attrs) {
   if (text !== undefined && text !== null) node.textContent = String(text);
   for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
   return node;
-}
-
-function fmt(value) {
-  if (value === null || value === undefined || value === "") return "";
-  if (typeof value === "number") {
-    if (Number.isInteger(value)) return value.toLocaleString("en");
-    return Math.abs(value) >= 1e4 ? Math.round(value).toLocaleString("en")
-      : value.toPrecision(4).replace(/\.?0+$/, "");
-  }
-  return String(value);
 }
 
 function clock(seconds) {
@@ -283,26 +273,6 @@ function showMember(m) {
   }));
   $("member-download").href =
     `/api/studies/${encodeURIComponent(openStudy)}/trials/${m.trial}/export.zip`;
-}
-
-function svgEl(tag, attrs, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function padded(low, high) {
-  const span = high - low || Math.abs(high) || 1;
-  return [low - span * 0.08, high + span * 0.08];
-}
-
-function ticks(low, high) {
-  const step = Math.pow(10, Math.floor(Math.log10((high - low) / 4)));
-  const nice = [1, 2, 5, 10].map((f) => f * step).find((s) => (high - low) / s <= 5);
-  const out = [];
-  for (let v = Math.ceil(low / nice) * nice; v <= high; v += nice) out.push(+v.toPrecision(6));
-  return out;
 }
 
 async function studyAction(action) {
