@@ -222,6 +222,18 @@ def non_dominated(points: list[list[float]]) -> list[list[float]]:
     ]
 
 
+def reference(run: Run, path: Path) -> Reference:
+    """The reference point, measured once per jobs dir and kept, so that every scoring
+    call (one per seed, then all seeds) measures HV against the same point."""
+    if path.is_file():
+        say(f"reference point from {path}")
+        return Reference(**json.loads(path.read_text()))
+    say("measuring the base model for the reference point")
+    ref = measure_reference(run)
+    path.write_text(json.dumps(asdict(ref), indent=2) + "\n")
+    return ref
+
+
 def measure_reference(run: Run) -> Reference:
     """Latency (re-timed like the front) and size of the base model stored in a study."""
     from search.compress import calibration_batches, measure_latency, size_bytes
@@ -728,8 +740,7 @@ def main() -> int:
                 runs.append(run_method(method, seed, args, work, env))
         if not runs:
             raise Failed(f"nothing to score in {work}")
-        say("measuring the base model for the reference point")
-        ref = measure_reference(runs[0])
+        ref = reference(runs[0], work / "logs" / "reference.json")
         for run in runs:
             REFERENCE_SIZE[run.seed] = ref.size_bytes
             score(run, ref)
