@@ -172,7 +172,7 @@ def run_method(
         command += ["--trials", str(args.trials)]
     saved = work / "logs" / f"{study}.pareto.json"
     wall = work / "logs" / f"{study}.wall_seconds"
-    if saved.is_file() and wall.is_file():  # done by an earlier call with this jobs dir
+    if finished(prefix, seed, work):  # done by an earlier call with this jobs dir
         say(f"[{study}] already run and re-assessed ({saved}); kept")
         return Run(method, seed, study, storage, wall_seconds=float(wall.read_text()))
     start = time.perf_counter()
