@@ -23,6 +23,7 @@ from search.robust._budgeted import (
     finetune_images,
 )
 from search.robust._cutoff_scale import CutoffScale
+from search.robust._epoch_checkpoint import EpochCheckpoint
 from search.robust._finetune import (
     BatchLoss,
     Perturb,
@@ -50,6 +51,7 @@ __all__ = [
     "BudgetState",
     "Check",
     "CutoffScale",
+    "EpochCheckpoint",
     "NORMS",
     "Perturb",
     "batch_indices",

@@ -16,7 +16,9 @@ own bit-widths.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torchattacks
@@ -26,6 +28,7 @@ from torch.utils.data import DataLoader
 from search.config import FinetuneConfig
 from search.core import TrialFailed
 from search.robust._cutoff_scale import CutoffScale
+from search.robust._epoch_checkpoint import EpochCheckpoint
 from spaces import Plan
 
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -93,13 +96,29 @@ def make_batch_loss(model: nn.Module, plan: Plan, config: FinetuneConfig) -> Bat
 
 
 def train_base(
-    model: nn.Module, loader: DataLoader, epochs: int, lr: float, device: torch.device
-) -> list[float]:
-    """Standard training of the uncompressed base model (cosine-decayed Adam)."""
+    model: nn.Module,
+    loader: DataLoader,
+    epochs: int,
+    lr: float,
+    device: torch.device,
+    checkpoint_path: Path | None = None,
+) -> tuple[list[float], float]:
+    """Standard training of the uncompressed base model (cosine-decayed Adam).
+
+    With `checkpoint_path`, the run's state is kept there after every epoch and a rerun
+    resumes from it (`EpochCheckpoint`). Returns the epochs' losses and the CPU-seconds
+    of the whole run, killed attempts included.
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
     loss_fn = nn.CrossEntropyLoss()
-    return run_epochs(
+    checkpoint = None
+    if checkpoint_path is not None:
+        checkpoint = EpochCheckpoint(
+            checkpoint_path, model=model, optimizer=optimizer, schedule=schedule
+        )
+    cpu_start = time.process_time()
+    losses = run_epochs(
         model,
         loader,
         epochs,
@@ -107,7 +126,10 @@ def train_base(
         lambda images, labels: loss_fn(model(images), labels),
         device,
         after_epoch=schedule.step,
+        checkpoint=checkpoint,
     )
+    cpu = checkpoint.cpu_seconds() if checkpoint else time.process_time() - cpu_start
+    return losses, cpu
 
 
 def run_epochs(
@@ -118,10 +140,15 @@ def run_epochs(
     batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     device: torch.device,
     after_epoch: Callable[[], object] | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> list[float]:
-    """The training loop both trainers share; a non-finite loss fails the trial."""
-    losses = []
-    for epoch in range(epochs):
+    """The training loop both trainers share; a non-finite loss fails the trial.
+
+    With a `checkpoint`, the run starts after the epochs it already holds and saves
+    itself after each epoch; it is discarded once the last epoch is done.
+    """
+    done, losses = checkpoint.restore(loader) if checkpoint is not None else (0, [])
+    for epoch in range(done, epochs):
         model.train()
         total, count = 0.0, 0
         for images, labels in loader:
@@ -131,6 +158,10 @@ def run_epochs(
         if after_epoch is not None:
             after_epoch()
         losses.append(total / max(count, 1))
+        if checkpoint is not None and epoch + 1 < epochs:
+            checkpoint.save(loader, epoch + 1, losses)
+    if checkpoint is not None:
+        checkpoint.discard()
     model.eval()
     return losses
 

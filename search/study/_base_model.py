@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +95,12 @@ def obtain_base_model(config: StudyConfig, splits: Splits, device: torch.device)
     )
     model.to(device)
     loader = training_loader(splits, config.data, config.seed, config.model.base_samples_per_epoch)
-    cpu_start = time.process_time()
-    train_base(model, loader, config.model.base_epochs, config.model.base_lr, device)
-    cost = {"cpu_seconds": time.process_time() - cpu_start}
+    # killed mid-way (hours on the full data), the same command resumes from the last epoch
+    partial = path.with_suffix(".partial.pt")
+    _, cpu = train_base(
+        model, loader, config.model.base_epochs, config.model.base_lr, device, partial
+    )
+    cost = {"cpu_seconds": cpu}
     path.parent.mkdir(parents=True, exist_ok=True)
     # Own temporary names: two processes training the same recipe must not write into
     # one file; each rename is atomic and the cost record lands before the weights.
