@@ -36,8 +36,7 @@ def _dominated_by_any(members: np.ndarray, point: np.ndarray) -> bool:
 
 def _dominated_mask(members: np.ndarray, point: np.ndarray) -> np.ndarray:
     """Which rows of `members` `point` dominates."""
-    mask: np.ndarray = (point <= members).all(1) & (point < members).any(1)
-    return mask
+    return np.logical_and((point <= members).all(1), (point < members).any(1))
 
 
 class FrontIndex:
