@@ -130,7 +130,7 @@ def train_base(
         ran_from.append(done - 1)
         elapsed = time.monotonic() - started
         left = elapsed / (done - ran_from[0]) * (epochs - done)
-        log.info("base model: epoch %d/%d, %.0f s so far, ~%.0f s left", done, epochs, elapsed, left)
+        log.info("base model: epoch %d/%d, %.0f s, ~%.0f s left", done, epochs, elapsed, left)
 
     losses = run_epochs(
         model,
