@@ -18,6 +18,7 @@ from typing import Any
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from sqlalchemy import event
 
 from search.core import BadInput
 
@@ -137,12 +138,38 @@ def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
         kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": 3 * HEARTBEAT_SECONDS}
     for attempt in range(CREATE_RETRIES):
         try:
-            return RDBStorage(url, **kwargs)
+            storage = RDBStorage(url, **kwargs)
+            if url.startswith("sqlite:"):
+                _serialise_sqlite(storage)
+            return storage
         except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError
             if attempt == CREATE_RETRIES - 1 or not _creation_race(exc):
                 raise
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _serialise_sqlite(storage: RDBStorage) -> None:
+    """Make each SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE).
+
+    SQLite has no row locks and ignores Optuna's `SELECT ... FOR UPDATE`: two processes
+    could both read an enqueued (WAITING) trial and both set it RUNNING, then run it
+    twice and fail at the second `tell` (optuna#4002). Warm-start anchors and late
+    promotions are enqueued trials, so several `search run`s or workers on one file hit
+    it. An immediate transaction makes the read and the update one step. (pysqlite's own
+    transaction handling is switched off for this, as SQLAlchemy's SQLite notes show.)
+    """
+    engine = storage.engine
+
+    @event.listens_for(engine, "connect")
+    def _own_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made while Optuna set the schema up lack the hooks
 
 
 def _creation_race(exc: BaseException) -> bool:
