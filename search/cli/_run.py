@@ -27,7 +27,9 @@ class Run(Command):
         parser.add_argument("--trials", type=int, help="total trial budget of the study")
         parser.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+        parser.add_argument(
+            "--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's)"
+        )
         parser.add_argument(
             "--backend",
             default="optuna",
@@ -61,6 +63,10 @@ class Run(Command):
         from search.front import front_frame
         from search.study import baseline_config, load_config
 
+        from search.core import check_device_name
+
+        if args.device is not None:
+            check_device_name(args.device, "--device")
         if args.backend not in BACKENDS:
             raise BadInput(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
         if args.address and args.backend != "ray":
@@ -118,8 +124,12 @@ class Worker(Command):
         from search.backends._optuna import run_study
         from search.study import artifact_store, setup_from_study
 
+        from search.core import check_device_name
+
+        if args.device is not None:  # before the storage is opened: nothing to undo
+            check_device_name(args.device, "--device")
         study, config, url = load_existing(args)
-        if args.device:
+        if args.device is not None:
             config = dataclasses.replace(config, device=args.device).validate()
         set_threads(args.threads)
         artifacts = artifact_store(url, config.artifacts)
