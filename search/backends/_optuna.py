@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable
 
 import optuna
@@ -19,6 +18,7 @@ from search.core import BadInput
 from search.study import (
     SAMPLER_SEED,
     WORKER,
+    Beat,
     Progress,
     StudySetup,
     artifact_store,
@@ -31,6 +31,7 @@ from search.study import (
     make_sampler,
     prepare_study,
     sampler_seed,
+    this_host,
 )
 
 log = logging.getLogger(__name__)
@@ -51,18 +52,20 @@ class BudgetCallback:
 def make_objective(
     setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore, seed: int | None = None
 ) -> Callable[[optuna.Trial], list[float]]:
-    """The objective of `study.optimize`: claim a budget slot, then `evaluate`.
+    """The objective of `study.optimize`: claim a budget slot, then `evaluate`, beating
+    all along where the storage keeps no heartbeat of its own.
 
     `seed` (this process's sampler seed) is stored on each trial it runs.
     """
-    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    worker = {"host": this_host(), "pid": os.getpid()}
 
     def objective(trial: optuna.Trial) -> list[float]:
-        trial.set_user_attr(WORKER, worker)
-        if seed is not None:
-            trial.set_user_attr(SAMPLER_SEED, seed)
-        claim_slot(trial, setup.config.trials)
-        return evaluate(trial, setup, artifacts)
+        with Beat(trial.study, trial._trial_id):  # where Optuna keeps no heartbeat
+            trial.set_user_attr(WORKER, worker)
+            if seed is not None:
+                trial.set_user_attr(SAMPLER_SEED, seed)
+            claim_slot(trial, setup.config.trials)
+            return evaluate(trial, setup, artifacts)
 
     return objective
 

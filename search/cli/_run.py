@@ -60,10 +60,9 @@ class Run(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.backends import BACKENDS, launch
+        from search.core import check_device_name
         from search.front import front_frame
         from search.study import baseline_config, load_config
-
-        from search.core import check_device_name
 
         if args.device is not None:
             check_device_name(args.device, "--device")
@@ -122,9 +121,8 @@ class Worker(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.backends._optuna import run_study
-        from search.study import artifact_store, setup_from_study
-
         from search.core import check_device_name
+        from search.study import artifact_store, setup_from_study
 
         if args.device is not None:  # before the storage is opened: nothing to undo
             check_device_name(args.device, "--device")
