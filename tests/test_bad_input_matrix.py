@@ -182,6 +182,20 @@ FLAG_CASES = [
     (["worker", "--study", "x", "--storage", "sqlite:///nosuch.db"], ["--storage"]),
     (["pareto", "--storage", "sqlite:///nosuch.db"], ["--storage", "no such file"]),
     (["trials", "--storage", "journal:/nonexistent-dir/j.log"], ["--storage"]),
+    (["trials", "--storage", "grpc://127.0.0.1"], ["--storage", "grpc://HOST:PORT"]),
+    (["trials", "--storage", "grpc://127.0.0.1:0"], ["--storage", "port"]),
+    (["pareto", "--storage", "grpc://h:70000"], ["--storage", "grpc://HOST:PORT"]),
+    (
+        ["worker", "--study", "x", "--storage", "grpc://127.0.0.1:1"],
+        ["--storage", "no storage proxy"],
+    ),
+    (["storage-proxy", "--storage", "journal:j.log"], ["--storage", "journal"]),
+    (["storage-proxy", "--storage", "grpc://127.0.0.1:1"], ["--storage", "another proxy"]),
+    (["storage-proxy", "--port", "0"], ["--port"]),
+    (["storage-proxy", "--port", "70000"], ["--port"]),
+    (["storage-proxy", "--threads", "0"], ["--threads"]),
+    (["storage-proxy", "--host", "no-such-host.invalid"], ["--host"]),
+    (["storage-proxy", "--storage", "postgresql://postgres@127.0.0.1:1/x"], ["--storage"]),
 ]
 
 

@@ -69,8 +69,8 @@ class StorageProxy(Command):
             raise BadInput("--storage: a proxy serves a database, not another proxy (grpc://)")
         if not 1 <= args.threads <= 1024:
             raise BadInput(f"--threads must be in [1, 1024], got {args.threads}")
-        check_listen(args.host, args.port)
         check_storage_url(url)
+        check_listen(args.host, args.port)
         storage = open_storage(url, heartbeat=False)  # the clients' heartbeats: theirs
         signal.signal(signal.SIGTERM, _interrupt)  # `kill`, Kubernetes: stop like Ctrl-C
         shown = "[" + args.host + "]" if ":" in args.host else args.host
