@@ -62,7 +62,8 @@ def wait_ready(url: str, proxy: subprocess.Popen, seconds: float = 120) -> None:
             return
         except BadInput:
             if proxy.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the proxy never answered: {proxy.communicate()[1][-2000:]}")
+                err = proxy.communicate()[1][-2000:]
+                raise AssertionError(f"the proxy never answered: {err}") from None
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from search.study import (
     evaluate,
     fail_orphaned_trials,
     finished_count,
+    heartbeat_seconds,
     make_sampler,
     prepare_study,
     sampler_seed,
@@ -50,17 +51,21 @@ class BudgetCallback:
 
 
 def make_objective(
-    setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore, seed: int | None = None
+    setup: StudySetup,
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+    seed: int | None = None,
+    beat_every: int | None = None,
 ) -> Callable[[optuna.Trial], list[float]]:
     """The objective of `study.optimize`: claim a budget slot, then `evaluate`, beating
     all along where the storage keeps no heartbeat of its own.
 
-    `seed` (this process's sampler seed) is stored on each trial it runs.
+    `seed` (this process's sampler seed) is stored on each trial it runs; `beat_every`:
+    seconds between heartbeats ($AER_SEARCH_HEARTBEAT when None).
     """
     worker = {"host": this_host(), "pid": os.getpid()}
 
     def objective(trial: optuna.Trial) -> list[float]:
-        with Beat(trial.study, trial._trial_id):  # where Optuna keeps no heartbeat
+        with Beat(trial.study, trial._trial_id, beat_every):  # where Optuna keeps no heartbeat
             trial.set_user_attr(WORKER, worker)
             if seed is not None:
                 trial.set_user_attr(SAMPLER_SEED, seed)
@@ -81,6 +86,7 @@ def run_study(
     The budget is the study's, not this process's: any number of processes may run this
     on one storage (`search worker`) and together they run `config.trials` trials.
     """
+    beat_every = heartbeat_seconds()  # a bad $AER_SEARCH_HEARTBEAT: exit 2 before any trial
     prepare_study(study, setup, artifacts)
     fail_orphaned_trials(study)
     done = finished_count(study)
@@ -98,7 +104,7 @@ def run_study(
     seed = sampler_seed(config, done, created=created_here(study))
     study.sampler = make_sampler(config, done, seed)
     study.optimize(
-        make_objective(setup, artifacts, seed),
+        make_objective(setup, artifacts, seed, beat_every),
         n_trials=remaining,
         timeout=config.timeout,
         catch=(Exception,),
