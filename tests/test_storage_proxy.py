@@ -93,6 +93,28 @@ def start_worker(study: str, url: str, cwd: Path, **env: str) -> subprocess.Pope
     )
 
 
+def check_service_reads(url: str, name: str, root: Path, trials: int) -> None:
+    """`search serve --storage grpc://...` lists the study, its trials and its front."""
+    pytest.importorskip("fastapi")
+    from service_harness import Service
+
+    service = Service(root)
+    service.storage = url
+    try:
+        service.start()
+        studies = service.client.get("/api/studies").json()
+        assert name in [s["name"] for s in studies]
+        rows = service.client.get(f"/api/studies/{name}/trials")
+        assert rows.status_code == 200, rows.text
+        body = rows.json()
+        listed = body["trials"] if isinstance(body, dict) else body
+        assert len(listed) == trials
+        front = service.client.get(f"/api/studies/{name}/front")
+        assert front.status_code == 200 and front.json(), front.text
+    finally:
+        service.close()
+
+
 @pytest.mark.slow
 def test_two_workers_run_a_study_through_the_proxy_and_pareto_reads_it(
     tiny_config, tiny_setup, proxy, tmp_path
@@ -130,6 +152,7 @@ def test_two_workers_run_a_study_through_the_proxy_and_pareto_reads_it(
         )
         assert listed.returncode == 0, listed.stderr[-2000:]
         assert len(listed.stdout.strip().splitlines()) >= 1 + len(ran)
+        check_service_reads(url, study.study_name, tmp_path, len(ran))
     finally:
         optuna.delete_study(study_name=study.study_name, storage=database)
     process.send_signal(signal.SIGTERM)  # stops like Ctrl-C: exit 0, says so
@@ -178,3 +201,31 @@ def test_a_second_proxy_on_a_taken_port_is_one_line(proxy, tmp_path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"search: error: --port: cannot listen on 127.0.0.1:{port} (Address already in use)"
     ]
+
+
+def test_the_proxy_cluster_config_runs_commands_that_parse() -> None:
+    """Guards the docs: every `search` command in workers-grpc-proxy.yaml parses, and
+    every worker reaches the study through the proxy with a shared artifact folder."""
+    import yaml
+
+    from search.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    documents = list(yaml.safe_load_all((root / "cluster" / "workers-grpc-proxy.yaml").read_text()))
+    containers = [
+        c
+        for d in documents
+        if d["kind"] in ("Deployment", "Job")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    commands = {c["command"][1]: c for c in containers}
+    assert set(commands) == {"storage-proxy", "run", "worker"}
+    for container in containers:
+        args = build_parser().parse_args(container["command"][1:])
+        if args.command != "storage-proxy":
+            assert args.storage.startswith("grpc://")
+            env = {e["name"] for e in container["env"]}
+            assert {"AER_SEARCH_ARTIFACTS", "AER_SEARCH_HOST"} <= env
+    proxy = build_parser().parse_args(commands["storage-proxy"]["command"][1:])
+    worker = build_parser().parse_args(commands["worker"]["command"][1:])
+    assert worker.storage.endswith(f":{proxy.port}") and worker.device == "cuda:0"
