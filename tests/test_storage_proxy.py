@@ -173,6 +173,10 @@ def test_a_proxy_study_without_a_shared_artifact_folder_is_one_line(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AER_SEARCH_ARTIFACTS", raising=False)
     tiny_config["study"] = f"proxy-{uuid.uuid4().hex[:8]}"
+    # `search run` refuses before the study exists
+    rc, _, err = run_cli(["run", "--set", f"study={tiny_config['study']}", "--storage", url])
+    assert rc == 2 and "AER_SEARCH_ARTIFACTS" in err, err
+    assert tiny_config["study"] not in optuna.get_all_study_names(database)
     open_study(config_from_dict(tiny_config), open_storage(url))
     try:
         rc, _, err = run_cli(["pareto", "--study", tiny_config["study"], "--storage", url])
