@@ -171,6 +171,7 @@ FLAG_CASES = [
     (["run", "--device", "mps"], ["device", "mps"]),  # no MPS on these machines
     (["worker", "--study", "x", "--device", "cuda:x"], ["--device"]),
     (["worker", "--study", "x", "--device", "cpu:0:1"], ["--device"]),
+    (["worker", "--study", "x", "--device", "cuda:99"], ["--device", "cuda:99"]),  # no such GPU
     (["run", "--sampler", "tpf"], ["sampler"]),
     (["run", "--backend", "dask"], ["--backend"]),
     (["run", "--address", "127.0.0.1:1"], ["--address", "--backend ray"]),

@@ -121,11 +121,11 @@ class Worker(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.backends._optuna import run_study
-        from search.core import check_device_name
+        from search.core import resolve_device
         from search.study import artifact_store, setup_from_study
 
         if args.device is not None:  # before the storage is opened: nothing to undo
-            check_device_name(args.device, "--device")
+            resolve_device(args.device, "--device")  # its form, and that it exists here
         study, config, url = load_existing(args)
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device).validate()
