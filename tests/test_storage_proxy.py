@@ -233,3 +233,28 @@ def test_the_proxy_cluster_config_runs_commands_that_parse() -> None:
     proxy = build_parser().parse_args(commands["storage-proxy"]["command"][1:])
     worker = build_parser().parse_args(commands["worker"]["command"][1:])
     assert worker.storage.endswith(f":{proxy.port}") and worker.device == "cuda:0"
+
+
+def test_a_silent_trial_through_the_proxy_is_failed_by_aer_searchs_heartbeat(proxy) -> None:
+    """Optuna keeps no heartbeat through the proxy; aer-search's own beat goes through
+    it, and a worker gone silent has its trial failed with the reason."""
+    from search.study import Beat, fail_orphaned_trials, stale_trials
+
+    url, database, _ = proxy
+    name = f"proxy-beat-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(storage=open_storage(url), study_name=name)
+    try:
+        trial = study.ask()
+        trial.set_user_attr("worker", {"host": "another-machine", "pid": 1})
+        with Beat(study, trial._trial_id, every=1):
+            pass  # one beat, then silence
+        assert stale_trials(study) == []
+        time.sleep(3.6)
+        fail_orphaned_trials(study)
+        failed = optuna.load_study(study_name=name, storage=database).trials[0]
+        assert failed.state == TrialState.FAIL
+        assert failed.user_attrs["fail_reason"].startswith(
+            "its worker (host another-machine, pid 1) stopped heartbeating"
+        )
+    finally:
+        optuna.delete_study(study_name=name, storage=database)
