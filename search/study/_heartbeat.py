@@ -11,7 +11,8 @@ Where the beat is kept, by storage:
 - RDB (PostgreSQL, MySQL, SQLite): Optuna's own heartbeat (`RDBStorage(heartbeat_interval,
   grace_period)`), kept in the database and judged by the database server's clock.
 - Journal file and the gRPC proxy: Optuna has no heartbeat there (`JournalStorage` and
-  `GrpcStorageProxy` are no `BaseHeartbeat`, `fail_stale_trials` does nothing on them).
+  `GrpcStorageProxy` are no `BaseHeartbeat` in Optuna 5.0, `fail_stale_trials` does
+  nothing on them; journal heartbeats were asked for in optuna#6615).
   aer-search keeps its own: the trial attr `heartbeat` = {"at": unix time, "every":
   seconds}, written by a thread beside the trial and judged by the reader's clock with
   the writer's interval. The machines' clocks must agree to well within the grace
