@@ -49,6 +49,18 @@ CONFIG_CASES = [
     ("data.batch_size", 1_000_000, ["data.batch_size", "training images"]),
     ("device", "cuda:x", ["device"]),
     ("device", "tpu", ["device"]),
+    # forms that passed the old check and ended in torch's RuntimeError (exit 1)
+    ("device", "auto:0", ["device", "'auto:0'"]),
+    ("device", "cuda:01", ["device", "cuda:N"]),
+    ("device", "cpu:00", ["device"]),
+    ("device", "cuda:\u00b2", ["device"]),  # a superscript two: str.isdigit() said yes
+    ("device", "cuda:99999999999999999999", ["device"]),
+    ("device", "cuda:-1", ["device"]),
+    ("device", "cpu:0:1", ["device"]),
+    ("device", "", ["device"]),
+    ("device", " cpu", ["device"]),
+    ("device", 3, ["device", "str"]),
+    ("device", "cuda:99", ["device", "cuda:99"]),  # no GPU here; on a GPU machine: no index 99
     ("study", "stüdy", ["study", "ASCII"]),
     ("study", "s" * 300, ["study", "128"]),
     ("fidelity.factor", 1.0, ["fidelity.factor"]),
@@ -152,6 +164,14 @@ FLAG_CASES = [
     (["run", "--trials", "-3"], ["trials"]),
     (["run", "--seed", "99999999999"], ["seed"]),
     (["run", "--device", "cuda:abc"], ["device"]),
+    (["run", "--device", "auto:0"], ["--device", "auto"]),
+    (["run", "--device", "cuda:01"], ["--device"]),
+    (["run", "--device", "gpu"], ["--device", "cuda:N"]),
+    (["run", "--device", ""], ["--device"]),
+    (["run", "--device", "mps"], ["device", "mps"]),  # no MPS on these machines
+    (["worker", "--study", "x", "--device", "cuda:x"], ["--device"]),
+    (["worker", "--study", "x", "--device", "cpu:0:1"], ["--device"]),
+    (["worker", "--study", "x", "--device", "cuda:99"], ["--device", "cuda:99"]),  # no such GPU
     (["run", "--sampler", "tpf"], ["sampler"]),
     (["run", "--backend", "dask"], ["--backend"]),
     (["run", "--address", "127.0.0.1:1"], ["--address", "--backend ray"]),
@@ -163,6 +183,20 @@ FLAG_CASES = [
     (["worker", "--study", "x", "--storage", "sqlite:///nosuch.db"], ["--storage"]),
     (["pareto", "--storage", "sqlite:///nosuch.db"], ["--storage", "no such file"]),
     (["trials", "--storage", "journal:/nonexistent-dir/j.log"], ["--storage"]),
+    (["trials", "--storage", "grpc://127.0.0.1"], ["--storage", "grpc://HOST:PORT"]),
+    (["trials", "--storage", "grpc://127.0.0.1:0"], ["--storage", "port"]),
+    (["pareto", "--storage", "grpc://h:70000"], ["--storage", "grpc://HOST:PORT"]),
+    (
+        ["worker", "--study", "x", "--storage", "grpc://127.0.0.1:1"],
+        ["--storage", "no storage proxy"],
+    ),
+    (["storage-proxy", "--storage", "journal:j.log"], ["--storage", "journal"]),
+    (["storage-proxy", "--storage", "grpc://127.0.0.1:1"], ["--storage", "another proxy"]),
+    (["storage-proxy", "--port", "0"], ["--port"]),
+    (["storage-proxy", "--port", "70000"], ["--port"]),
+    (["storage-proxy", "--threads", "0"], ["--threads"]),
+    (["storage-proxy", "--host", "no-such-host.invalid"], ["--host"]),
+    (["storage-proxy", "--storage", "postgresql://postgres@127.0.0.1:1/x"], ["--storage"]),
 ]
 
 

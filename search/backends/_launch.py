@@ -17,6 +17,7 @@ from search.core import BadInput
 from search.study import (
     StudySetup,
     anchor_points,
+    artifact_dir,
     check_storage_url,
     open_storage,
     open_study,
@@ -54,6 +55,7 @@ def launch(
     """
     url = storage_url(storage, config.storage)
     check_storage_url(url)
+    artifact_dir(url, config.artifacts)  # a grpc:// study names its folder, before writing
     runner = get_backend(backend)
     if address:
         runner.check_address(address)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable
 
 import optuna
@@ -19,6 +18,7 @@ from search.core import BadInput
 from search.study import (
     SAMPLER_SEED,
     WORKER,
+    Beat,
     Progress,
     StudySetup,
     artifact_store,
@@ -29,9 +29,11 @@ from search.study import (
     evaluate,
     fail_orphaned_trials,
     finished_count,
+    heartbeat_seconds,
     make_sampler,
     prepare_study,
     sampler_seed,
+    this_host,
 )
 
 log = logging.getLogger(__name__)
@@ -55,20 +57,26 @@ class BudgetCallback:
 
 
 def make_objective(
-    setup: StudySetup, artifacts: optuna.artifacts.FileSystemArtifactStore, seed: int | None = None
+    setup: StudySetup,
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+    seed: int | None = None,
+    beat_every: int | None = None,
 ) -> Callable[[optuna.Trial], list[float]]:
-    """The objective of `study.optimize`: claim a budget slot, then `evaluate`.
+    """The objective of `study.optimize`: claim a budget slot, then `evaluate`, beating
+    all along where the storage keeps no heartbeat of its own.
 
-    `seed` (this process's sampler seed) is stored on each trial it runs.
+    `seed` (this process's sampler seed) is stored on each trial it runs; `beat_every`:
+    seconds between heartbeats ($AER_SEARCH_HEARTBEAT when None).
     """
-    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    worker = {"host": this_host(), "pid": os.getpid()}
 
     def objective(trial: optuna.Trial) -> list[float]:
-        trial.set_user_attr(WORKER, worker)
-        if seed is not None:
-            trial.set_user_attr(SAMPLER_SEED, seed)
-        claim_slot(trial, setup.config.trials)
-        return evaluate(trial, setup, artifacts)
+        with Beat(trial.study, trial._trial_id, beat_every):  # where Optuna keeps no heartbeat
+            trial.set_user_attr(WORKER, worker)
+            if seed is not None:
+                trial.set_user_attr(SAMPLER_SEED, seed)
+            claim_slot(trial, setup.config.trials)
+            return evaluate(trial, setup, artifacts)
 
     return objective
 
@@ -84,6 +92,7 @@ def run_study(
     The budget is the study's, not this process's: any number of processes may run this
     on one storage (`search worker`) and together they run `config.trials` trials.
     """
+    beat_every = heartbeat_seconds()  # a bad $AER_SEARCH_HEARTBEAT: exit 2 before any trial
     prepare_study(study, setup, artifacts)
     fail_orphaned_trials(study)
     done = finished_count(study)
@@ -102,7 +111,7 @@ def run_study(
     study.sampler = make_sampler(config, done, seed)
     enqueue_promotion(study, config)  # a resumed study may hold a promotable trial
     study.optimize(
-        make_objective(setup, artifacts, seed),
+        make_objective(setup, artifacts, seed, beat_every),
         n_trials=remaining,
         timeout=config.timeout,
         catch=(Exception,),

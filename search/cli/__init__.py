@@ -12,6 +12,7 @@ import logging
 import sys
 
 from search.cli._base import Command, add_study_arguments
+from search.cli._proxy import StorageProxy
 from search.cli._registries import Objectives, Spaces
 from search.cli._run import Run, Worker
 from search.cli._serve import Dashboard, Serve
@@ -21,7 +22,17 @@ from search.study import STORAGE_ENV
 
 COMMANDS: dict[str, type[Command]] = {
     command.name: command
-    for command in (Run, Worker, Dashboard, Serve, Pareto, Trials, Objectives, Spaces)
+    for command in (
+        Run,
+        Worker,
+        Dashboard,
+        Serve,
+        StorageProxy,
+        Pareto,
+        Trials,
+        Objectives,
+        Spaces,
+    )
 }
 
 

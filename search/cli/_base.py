@@ -32,7 +32,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         help=f"storage URL (default: ${STORAGE_ENV} or "
-        "sqlite:///aer-search.db); journal:FILE for a journal file",
+        "sqlite:///aer-search.db); journal:FILE for a journal file, grpc://HOST:PORT "
+        "for a `search storage-proxy`",
     )
 
 

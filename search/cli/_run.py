@@ -27,7 +27,9 @@ class Run(Command):
         parser.add_argument("--trials", type=int, help="total trial budget of the study")
         parser.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+        parser.add_argument(
+            "--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's)"
+        )
         parser.add_argument(
             "--backend",
             default="optuna",
@@ -58,9 +60,12 @@ class Run(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.backends import BACKENDS, launch
+        from search.core import check_device_name
         from search.front import front_frame
         from search.study import baseline_config, load_config
 
+        if args.device is not None:
+            check_device_name(args.device, "--device")
         if args.backend not in BACKENDS:
             raise BadInput(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
         if args.address and args.backend != "ray":
@@ -116,10 +121,13 @@ class Worker(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search.backends._optuna import run_study
+        from search.core import resolve_device
         from search.study import artifact_store, setup_from_study
 
+        if args.device is not None:  # before the storage is opened: nothing to undo
+            resolve_device(args.device, "--device")  # its form, and that it exists here
         study, config, url = load_existing(args)
-        if args.device:
+        if args.device is not None:
             config = dataclasses.replace(config, device=args.device).validate()
         set_threads(args.threads)
         artifacts = artifact_store(url, config.artifacts)

@@ -185,7 +185,7 @@ CSV_ALLOWED = "a new file, or an existing one with --force (never the study's ow
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")  # SQLite's own files beside the database
 
 
-def study_files(url: str, config: Any) -> tuple[list[Path], Path]:
+def study_files(url: str, config: Any) -> tuple[list[Path], Path | None]:
     """The files `--csv` may never overwrite, and the artifacts folder it may not enter.
 
     The storage file (with SQLite's journal files) and the model checkpoint the study
@@ -199,10 +199,13 @@ def study_files(url: str, config: Any) -> tuple[list[Path], Path]:
         files += [storage, *(storage.with_name(storage.name + s) for s in SQLITE_SIDE_FILES)]
     if config.model.checkpoint:
         files.append(Path(config.model.checkpoint))
-    return files, artifact_dir(url, config.artifacts)
+    try:
+        return files, artifact_dir(url, config.artifacts)
+    except BadInput:  # a grpc:// study whose folder is not named here: none to protect
+        return files, None
 
 
-def check_csv_target(target: Path, force: bool, protected: tuple[list[Path], Path]) -> None:
+def check_csv_target(target: Path, force: bool, protected: tuple[list[Path], Path | None]) -> None:
     """Raise BadInput unless `search trials --csv` may write `target`; writes nothing."""
     given = f"--csv: {str(target)!r}"
     files, artifacts = protected
@@ -211,7 +214,7 @@ def check_csv_target(target: Path, force: bool, protected: tuple[list[Path], Pat
     resolved = target.resolve()
     if resolved in {file.resolve() for file in files}:
         raise BadInput(f"{given} is one of the study's own files; allowed: {CSV_ALLOWED}")
-    if resolved.is_relative_to(artifacts.resolve()):
+    if artifacts is not None and resolved.is_relative_to(artifacts.resolve()):
         raise BadInput(f"{given} is inside the study's artifacts; allowed: {CSV_ALLOWED}")
     if resolved.is_dir():
         raise BadInput(f"{given} is an existing directory; allowed: {CSV_ALLOWED}")

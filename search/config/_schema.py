@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.core import BadInput, close_matches
+from search.core import BadInput, check_device_name, close_matches
 
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
@@ -448,8 +448,4 @@ def _range(name: str, pair: list[Any]) -> tuple[float, float]:
 
 
 def _check_device(device: str) -> None:
-    head, _, index = device.partition(":")
-    if head not in ("auto", "cpu", "cuda", "mps") or (index and not index.isdigit()):
-        raise BadInput(
-            f"config field 'device' must be auto, cpu, cuda, cuda:N or mps, got {device!r}"
-        )
+    check_device_name(device, "config field 'device'")

@@ -7,7 +7,7 @@ Nothing here imports any other part of the project, so every layer may use it.
 
 from search.core._cache import cache_dir
 from search.core._columns import ASSESSED_COLUMNS, TEST_METRICS
-from search.core._device import resolve_device
+from search.core._device import ALLOWED_DEVICES, check_device_name, resolve_device
 from search.core._errors import AerSearchError, BadInput, TrialFailed, close_matches
 from search.core._importing import import_object
 from search.core._pareto import (
@@ -38,6 +38,8 @@ __all__ = [
     "non_dominated",
     "rank",
     "resolve_device",
+    "check_device_name",
+    "ALLOWED_DEVICES",
     "sort_non_dominated",
     "start_ticks",
     "TEST_METRICS",

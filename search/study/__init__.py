@@ -25,11 +25,13 @@ from search.study._baselines import (
 from search.study._budget import (
     BUDGETED,
     FINISHED,
+    HOST_ENV,
     budget_count,
     claim_slot,
     fail_abandoned_trials,
     fail_orphaned_trials,
     finished_count,
+    this_host,
 )
 from search.study._evaluate import (
     apply_constraints,
@@ -48,6 +50,14 @@ from search.study._fidelity import (
     record_rung,
     save_checkpoint,
 )
+from search.study._heartbeat import (
+    HEARTBEAT,
+    HEARTBEAT_ENV,
+    HEARTBEAT_SECONDS,
+    Beat,
+    heartbeat_seconds,
+    stale_trials,
+)
 from search.study._open import (
     RESUMABLE_FIELDS,
     check_compatible,
@@ -65,6 +75,7 @@ from search.study._promotion import (
     objective_point,
     replay_decisions,
 )
+from search.study._proxy import GRPC, check_listen, is_proxy_url, serve_proxy
 from search.study._resolve import (
     config_from_dict,
     directions,
@@ -80,9 +91,9 @@ from search.study._samplers import (
 from search.study._setup import StudySetup
 from search.study._storage import (
     ALLOWED,
+    ARTIFACTS_ENV,
     CREATE_RETRIES,
     DEFAULT_STORAGE,
-    HEARTBEAT_SECONDS,
     JOURNAL,
     SQLITE,
     SQLITE_HEADER,
@@ -150,6 +161,13 @@ __all__ = [
     "FINAL_PREFIX",
     "FINISHED",
     "HEARTBEAT_SECONDS",
+    "HEARTBEAT",
+    "HEARTBEAT_ENV",
+    "HOST_ENV",
+    "Beat",
+    "heartbeat_seconds",
+    "stale_trials",
+    "this_host",
     "JOURNAL",
     "METRICS",
     "NOTES",
@@ -168,6 +186,11 @@ __all__ = [
     "SQLITE",
     "SQLITE_HEADER",
     "STORAGE_ENV",
+    "ARTIFACTS_ENV",
+    "GRPC",
+    "check_listen",
+    "is_proxy_url",
+    "serve_proxy",
     "SURPLUS",
     "StudySetup",
     "TrialOutcome",

@@ -2,21 +2,27 @@
 
 Several processes (workers, a Ray run) may share one study; each trial claims a slot
 among the study's `trials`, and a dead process's RUNNING trial is failed with its
-reason so that it does not hold a slot forever.
+reason so that it is not left running forever. A failed trial keeps its slot (FAIL
+counts, as COMPLETE does): the study runs `trials` trials, whatever became of them, and
+a study whose trials keep dying ends rather than retrying without end.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 import optuna
 from optuna.trial import TrialState
 
 from search.core import alive
+from search.study._heartbeat import stale_trials
 from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
 
 log = logging.getLogger(__name__)
+
+HOST_ENV = "AER_SEARCH_HOST"  # the host name a worker records, default the machine's
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 BUDGETED = (*FINISHED, TrialState.RUNNING)
@@ -59,23 +65,50 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
         raise optuna.TrialPruned()
 
 
-def fail_orphaned_trials(study: optuna.Study) -> None:
-    """Fail RUNNING trials whose worker process on this host has died.
+def this_host() -> str:
+    """The host name this process records on its trials and compares pids under.
 
-    RDB storages also notice dead workers by their heartbeat; a journal file has none,
-    and this check covers what it is for: several processes on one machine.
+    Containers that share a host name (host networking) but not a pid namespace must
+    each set $AER_SEARCH_HOST to a name of their own, or one would read another's live
+    worker as dead.
     """
-    host = socket.gethostname()
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
+def fail_orphaned_trials(study: optuna.Study) -> None:
+    """Fail RUNNING trials whose worker is gone: a dead pid on this host, or (any host)
+    no heartbeat for the grace period (search.study._heartbeat).
+
+    The reason names the worker and the rung it was in; the rungs it recorded stay on
+    the trial (its checkpoints too), so what it learned is not lost.
+    """
+    host = this_host()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER, {})
         if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue
-        rungs = trial.user_attrs.get(RUNGS, [])
-        lost = f" in rung {len(rungs)} ({len(rungs)} earlier rungs recorded)" if rungs else ""
-        if fail_trial(study, trial, f"its worker (pid {worker['pid']}) died mid-trial{lost}"):
+        reason = f"its worker (pid {worker['pid']}) died mid-trial{_lost(trial)}"
+        if fail_trial(study, trial, reason):
             log.warning(
                 "trial %d: its worker (pid %s) died; marked failed", trial.number, worker["pid"]
             )
+    for stale in stale_trials(study):
+        worker = stale.trial.user_attrs.get(WORKER, {})
+        who = f"host {worker.get('host', '?')}, pid {worker.get('pid', '?')}"
+        silent = (
+            f"for over {stale.grace:.0f} s"
+            if stale.silent_seconds is None
+            else f"{stale.silent_seconds:.0f} s ago (grace {stale.grace:.0f} s)"
+        )
+        reason = f"its worker ({who}) stopped heartbeating {silent}{_lost(stale.trial)}"
+        if fail_trial(study, stale.trial, reason):
+            log.warning("trial %d: %s; marked failed", stale.trial.number, reason)
+
+
+def _lost(trial: optuna.trial.FrozenTrial) -> str:
+    """Where a trial stopped: ' in rung k (k earlier rungs recorded)', or nothing."""
+    rungs = trial.user_attrs.get(RUNGS, [])
+    return f" in rung {len(rungs)} ({len(rungs)} earlier rungs recorded)" if rungs else ""
 
 
 def fail_abandoned_trials(study: optuna.Study) -> None:

@@ -1,10 +1,13 @@
 """Where studies live: Optuna storages from a URL, checked before anything is written.
 
 `sqlite:///FILE` (the default, `sqlite:///aer-search.db` in the working directory), any
-other SQLAlchemy URL (PostgreSQL for many workers on many machines), or `journal:FILE`
-for Optuna's append-only journal file. Each trial's packed weights go to an Optuna
-artifact store beside the storage, so `search pareto --export` exports exactly the
-weights that were scored.
+other SQLAlchemy URL (PostgreSQL for many workers on many machines), `journal:FILE`
+for Optuna's append-only journal file, or `grpc://HOST:PORT` for Optuna's gRPC storage
+proxy in front of a database (`search storage-proxy`, hundreds of workers). Each trial's
+packed weights go to an Optuna artifact store (a folder): the config's `artifacts`, else
+$AER_SEARCH_ARTIFACTS, else beside a file storage (or ./aer-search.artifacts for a
+database); a proxy has no place of its own, so it needs one of the first two. Then
+`search pareto --export` exports exactly the weights that were scored.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ from optuna.storages.journal import JournalFileBackend
 from sqlalchemy import event
 
 from search.core import BadInput
+from search.study._heartbeat import GRACE_BEATS, heartbeat_seconds
+from search.study._proxy import check_proxy_url, is_proxy_url, open_proxy
 
 DEFAULT_STORAGE = "sqlite:///aer-search.db"
 STORAGE_ENV = "AER_SEARCH_STORAGE"  # the storage when neither a flag nor the config names one
+ARTIFACTS_ENV = "AER_SEARCH_ARTIFACTS"  # the artifact folder when the config names none
 JOURNAL = "journal:"
 SQLITE = "sqlite:///"
-ALLOWED = "sqlite:///FILE, postgresql://USER@HOST/DB (any SQLAlchemy URL) or journal:FILE"
-HEARTBEAT_SECONDS = 30
+ALLOWED = (
+    "sqlite:///FILE, postgresql://USER@HOST/DB (any SQLAlchemy URL), journal:FILE "
+    "or grpc://HOST:PORT"
+)
 
 
 def storage_url(given: str | None, from_config: str | None = None) -> str:
@@ -65,6 +73,9 @@ def check_storage_url(url: str) -> None:
             raise BadInput(
                 f"--storage: journal file {str(path)!r} is a directory or not a regular file"
             )
+        return
+    if is_proxy_url(url):
+        check_proxy_url(url)
         return
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
@@ -125,17 +136,21 @@ CREATE_RETRIES = 8
 def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
     """An Optuna storage for a checked URL.
 
-    With `heartbeat` (processes running `study.optimize`), a database storage fails the
-    trials of workers that stopped beating; Ray has its own failure handling. Processes
+    With `heartbeat` (processes running `study.optimize`), a database storage keeps the
+    beats of the trials it runs ($AER_SEARCH_HEARTBEAT, search.study._heartbeat); Ray has
+    its own failure handling. Processes
     that open one new database at the same moment race to create its schema (SQLite:
     "table studies already exists", "UNIQUE constraint failed: alembic_version"); the
     loser retries, and then finds the schema made.
     """
     if url.startswith(JOURNAL):
         return JournalStorage(JournalFileBackend(str(_journal_path(url))))
+    if is_proxy_url(url):  # no heartbeat through it: search.study._heartbeat's own beat
+        return open_proxy(url)
     kwargs: dict[str, Any] = {}
     if heartbeat:
-        kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": 3 * HEARTBEAT_SECONDS}
+        every = heartbeat_seconds()
+        kwargs = {"heartbeat_interval": every, "grace_period": GRACE_BEATS * every}
     for attempt in range(CREATE_RETRIES):
         try:
             storage = RDBStorage(url, **kwargs)
@@ -200,9 +215,24 @@ def storage_file(url: str) -> Path | None:
 
 
 def artifact_dir(url: str, explicit: str | None = None) -> Path:
-    """Directory of the artifact store: given, or beside a file storage, or ./."""
+    """Directory of the artifact store: given (the config's `artifacts`), else
+    $AER_SEARCH_ARTIFACTS, else beside a file storage, else ./ (a database).
+
+    A proxy (`grpc://`) has no folder of its own and workers on other machines would
+    each fill their own ./: it needs the folder named.
+    """
     if explicit:
         return Path(explicit)
+    from_env = os.environ.get(ARTIFACTS_ENV)
+    if from_env is not None:
+        if not from_env.strip():
+            raise BadInput(f"${ARTIFACTS_ENV} is set but empty; name a folder or unset it")
+        return Path(from_env)
+    if is_proxy_url(url):
+        raise BadInput(
+            f"artifacts: a grpc:// storage keeps no weights; name a folder every worker "
+            f"shares with config field 'artifacts' or ${ARTIFACTS_ENV}"
+        )
     file = storage_file(url)
     return file.with_suffix(".artifacts") if file else Path("aer-search.artifacts")
 

@@ -26,7 +26,12 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
                ray.experiment
 Trial attrs:   worker, ray, surplus, fail_reason, metrics, notes, widths, plan, feasible,
-               seconds, weights_artifact, rungs, continues, sampler_seed
+               seconds, weights_artifact, rungs, continues, sampler_seed,
+               heartbeat
+
+A RUNNING trial's `heartbeat` ({"at", "every"}: journal and gRPC-proxy storages only; an
+RDB storage keeps Optuna's own) says its worker is alive; silence for three intervals
+lets any process fail it (search.study._heartbeat).
 
 With multi-fidelity (`fidelity.enabled`) a trial appends one `rungs` entry per rung it
 finishes (rung, budget, images_seen, metrics, cpu_seconds, checkpoint_artifact) and the
@@ -79,6 +84,7 @@ RUNGS = "rungs"  # multi-fidelity: one entry per rung reached (budget, metrics, 
 # fine-tuning from that rung's checkpoint (a late promotion, search.study._promotion)
 CONTINUES = "continues"
 SAMPLER_SEED = "sampler_seed"  # the seed of the sampler that drew its params
+HEARTBEAT = "heartbeat"  # {"at", "every"}: its worker's last beat (search.study._heartbeat)
 
 
 def final_key(number: int) -> str:
