@@ -2,7 +2,8 @@
 
 Several processes (workers, a Ray run) may share one study; each trial claims a slot
 among the study's `trials`, and a dead process's RUNNING trial is failed with its
-reason so that it does not hold a slot forever.
+reason (and marked `interrupted`) so that it does not hold a slot forever: it gives its
+slot back, and the next run of the command runs a trial in its place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.core import alive
-from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
+from search.study._stored import FAIL_REASON, INTERRUPTED, RUNGS, SURPLUS, WORKER, fail_trial
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,16 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished or running trial takes a slot: not a surplus one, nor one
+    whose worker was killed under it (it is run again)."""
+    return not trial.user_attrs.get(SURPLUS) and not trial.user_attrs.get(INTERRUPTED)
+
+
 def budget_count(study: optuna.Study) -> int:
-    """Trials that use up the budget: finished or running, but not surplus ones."""
-    return len(
-        [
-            t
-            for t in study.get_trials(deepcopy=False, states=BUDGETED)
-            if not t.user_attrs.get(SURPLUS)
-        ]
-    )
+    """Trials that use up the budget: finished or running, but not surplus or
+    interrupted ones."""
+    return len([t for t in study.get_trials(deepcopy=False, states=BUDGETED) if uses_budget(t)])
 
 
 def claim_slot(trial: optuna.Trial, budget: int) -> None:
@@ -48,7 +50,7 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
     before = [
         t
         for t in trial.study.get_trials(deepcopy=False, states=BUDGETED)
-        if t.number < trial.number and not t.user_attrs.get(SURPLUS)
+        if t.number < trial.number and uses_budget(t)
     ]
     if len(before) >= budget:
         trial.set_user_attr(SURPLUS, True)
@@ -72,7 +74,8 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
             continue
         rungs = trial.user_attrs.get(RUNGS, [])
         lost = f" in rung {len(rungs)} ({len(rungs)} earlier rungs recorded)" if rungs else ""
-        if fail_trial(study, trial, f"its worker (pid {worker['pid']}) died mid-trial{lost}"):
+        reason = f"its worker (pid {worker['pid']}) died mid-trial{lost}"
+        if fail_trial(study, trial, reason, interrupted=True):
             log.warning(
                 "trial %d: its worker (pid %s) died; marked failed", trial.number, worker["pid"]
             )
