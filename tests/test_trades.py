@@ -105,7 +105,6 @@ def test_trades_finetuning_lowers_the_trades_loss(tiny_setup, train_subset) -> N
     losses = finetune(model, make_loader(train_subset, 32, shuffle=True), plan, config, "cpu")
     assert len(losses) == 2
     after_loss = loss()
-    print(f"TRADES loss {before_loss:.4f} -> {after_loss:.4f}")
     assert after_loss < 0.8 * before_loss, (before_loss, after_loss)
     changed = [k for k, v in before.items() if not torch.equal(model.state_dict()[k], v)]
     assert any(k.endswith("original") for k in changed), changed
