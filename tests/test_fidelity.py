@@ -22,9 +22,9 @@ from search.study import (
     StudySetup,
     compress,
     config_from_dict,
+    decide,
     open_storage,
     open_study,
-    promotion,
     trial_model,
 )
 from search.zoo import make_loader
@@ -116,18 +116,27 @@ def test_continuing_from_a_checkpoint_equals_training_longer(tiny_setup, tmp_pat
 
 def test_promotion_keeps_the_top_fraction_by_non_dominated_rank(tiny_config) -> None:
     """Guards: ranked by non-dominated sorting over the study's objectives and directions
-    (robust up, latency and size down); the top ceil(n / factor) go on."""
+    (robust up, latency and size down); the top floor(n / factor) go on."""
     tiny_config["fidelity"] = {"enabled": True, "factor": 3}
     config = config_from_dict(tiny_config)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
 
     def m(robust: float, latency: float, size: float) -> dict[str, float]:
         return {"robust_accuracy": robust, "latency_ms": latency, "size_bytes": size}
 
-    others = [m(0.5, 1.0, 100), m(0.4, 1.0, 100), m(0.3, 2.0, 200)]
-    assert promotion(config, m(0.9, 0.5, 50), others)[:2] == (True, 0)  # dominates all
-    go_on, place, n = promotion(config, m(0.2, 3.0, 300), others)  # dominated by all
-    assert (go_on, place, n) == (False, 3, 4)
-    assert promotion(config, m(0.1, 1.0, 1), [])[0]  # the first at a rung goes on
+    for metrics in [m(0.5, 1.0, 100), m(0.4, 1.0, 100), m(0.3, 2.0, 200)]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=list(metrics.values()), user_attrs={RUNGS: [{"rung": 0, "metrics": metrics}]}
+            )
+        )
+    others = study.get_trials()
+    top = decide(study, config, 3, 0, m(0.9, 0.5, 50), others)  # dominates all
+    assert (top.go_on, top.place, top.of, top.keep) == (True, 0, 4, 1)
+    worst = decide(study, config, 4, 0, m(0.2, 3.0, 300), others)  # dominated by all
+    assert (worst.go_on, worst.place, worst.of) == (False, 4, 5)
+    alone = decide(optuna.create_study(directions=["maximize"] * 3), config, 0, 0, m(1, 1, 1), [])
+    assert not alone.go_on  # the first at a rung waits for competition
 
 
 @pytest.mark.slow
@@ -135,11 +144,13 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
     tiny_config, tmp_path: Path
 ) -> None:
     """Guards: each trial stores one entry per rung with its decision; trials go on exactly
-    when they ranked in the top ceil(n / factor); values and weights are the last rung's."""
+    when they ranked in the top floor(n / factor); a stopped trial promoted later is
+    continued from its checkpoint by a new trial; values and weights are the last rung's;
+    every decision replays from what it saw."""
     from search.backends._optuna import run_study
-    from search.study import anchor_points, artifact_store
+    from search.study import CONTINUES, anchor_points, artifact_store, replay_decisions
 
-    tiny_config.update(trials=6, study="mf")
+    tiny_config.update(trials=12, study="mf")
     tiny_config["space"]["epsilon"] = [0.0, 0.1]
     tiny_config["fidelity"] = {"enabled": True, "min_images": 128, "max_images": 1152, "factor": 3}
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -152,16 +163,19 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
 
     schedule = config.fidelity.rungs()
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(complete) == 6
+    assert len(complete) == 12
+    continued = [t for t in complete if CONTINUES in t.user_attrs]
+    assert continued, "no stopped trial was promoted later"
     for trial in complete:
         rungs = trial.user_attrs[RUNGS]
         assert [r["budget"] for r in rungs] == schedule[: len(rungs)]
-        for r in rungs[:-1]:
-            assert r["promoted"] and r["place"] < math.ceil(r["of"] / config.fidelity.factor)
-        last = rungs[-1]
+        own = [r for r in rungs if "inherited_from" not in r]
+        for r in own[:-1]:
+            assert r["promoted"] and r["place"] < math.floor(r["of"] / config.fidelity.factor)
+        last = own[-1]
         if len(rungs) < len(schedule):
             assert not last["promoted"]
-            assert last["place"] >= math.ceil(last["of"] / config.fidelity.factor)
+            assert last["place"] >= math.floor(last["of"] / config.fidelity.factor)
         assert trial.user_attrs["metrics"] == last["metrics"]
         assert trial.values[0] == last["metrics"]["robust_accuracy"]
         model, _ = trial_model(trial, artifacts)  # the shipped weights are the last rung's
@@ -169,7 +183,17 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
         assert clean_accuracy(model, val, setup.device) == pytest.approx(
             last["metrics"]["clean_accuracy"], abs=1e-6
         )
-    assert any(len(t.user_attrs[RUNGS]) == len(schedule) for t in complete)
+    assert max(len(t.user_attrs[RUNGS]) for t in complete) >= 2
+    for trial in continued:  # it carries its original's rungs and went on from the last
+        link = trial.user_attrs[CONTINUES]
+        original = study.trials[link["trial"]]
+        inherited = [r for r in trial.user_attrs[RUNGS] if "inherited_from" in r]
+        assert [r["metrics"] for r in inherited] == [
+            r["metrics"] for r in original.user_attrs[RUNGS][: link["rung"] + 1]
+        ]
+        assert trial.params == original.params
+        assert link["place"] < link["keep"]
+    assert replay_decisions(study, config) == []
 
 
 @pytest.mark.slow
@@ -187,9 +211,9 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
     import time
 
     from search.backends._optuna import prepare_study
-    from search.study import artifact_store
+    from search.study import artifact_store, replay_decisions
 
-    tiny_config.update(trials=8, study="mf-workers", artifacts=str(tmp_path / "artifacts"))
+    tiny_config.update(trials=10, study="mf-workers", artifacts=str(tmp_path / "artifacts"))
     tiny_config["fidelity"] = {"enabled": True, "min_images": 256, "max_images": 6912, "factor": 3}
     url = f"sqlite:///{tmp_path / 'study.db'}"
     config = config_from_dict(tiny_config)
@@ -210,7 +234,8 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
     deadline = time.monotonic() + 300
     while victim is None and time.monotonic() < deadline:  # a trial in a later rung
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if trial.user_attrs.get(RUNGS) and trial.user_attrs["rungs"][-1]["promoted"]:
+            rungs = trial.user_attrs.get(RUNGS)
+            if rungs and (rungs[-1]["promoted"] or "inherited_from" in rungs[-1]):
                 victim = trial
                 break
         time.sleep(0.2)
@@ -231,9 +256,10 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
         if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
         and not t.user_attrs.get("interrupted")
     ]
-    assert len(finished) == 8
+    assert len(finished) == 10
     for trial in finished:  # each decision matches the rank it recorded
         for entry in trial.user_attrs.get(RUNGS, []):
-            keep = math.ceil(entry["of"] / config.fidelity.factor)
+            keep = math.floor(entry["of"] / config.fidelity.factor)
             last = entry["rung"] == len(config.fidelity.rungs()) - 1
             assert entry["promoted"] == (entry["place"] < keep and not last)
+    assert replay_decisions(study, config) == []

@@ -25,6 +25,7 @@ from search.study import (
     budget_count,
     claim_slot,
     created_here,
+    enqueue_promotion,
     evaluate,
     fail_orphaned_trials,
     finished_count,
@@ -37,15 +38,20 @@ log = logging.getLogger(__name__)
 
 
 class BudgetCallback:
-    """Stops this process once the study's budget is finished or taken by running trials."""
+    """After each trial: stops this process once the study's budget is finished or taken
+    by running trials; otherwise queues the continuation of a stopped trial that now
+    ranks high enough at its rung (multi-fidelity's late promotion), which this or
+    another process then runs next."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         fail_orphaned_trials(study)  # a dead worker's trial must not hold a slot forever
-        if budget_count(study) >= self.total:
+        if budget_count(study) >= self.config.trials:
             study.stop()
+        else:
+            enqueue_promotion(study, self.config)
 
 
 def make_objective(
@@ -94,12 +100,13 @@ def run_study(
     log.info("study %r: %d trials done, running up to %d more", config.study, done, remaining)
     seed = sampler_seed(config, done, created=created_here(study))
     study.sampler = make_sampler(config, done, seed)
+    enqueue_promotion(study, config)  # a resumed study may hold a promotable trial
     study.optimize(
         make_objective(setup, artifacts, seed),
         n_trials=remaining,
         timeout=config.timeout,
         catch=(Exception,),
-        callbacks=[Progress(config.trials, done, config.objectives), BudgetCallback(config.trials)],
+        callbacks=[Progress(config.trials, done, config.objectives), BudgetCallback(config)],
         gc_after_trial=False,
     )
     return study

@@ -46,6 +46,7 @@ from search.study import (
     config_from_dict,
     created_here,
     directions,
+    enqueue_promotion,
     evaluate,
     fail_abandoned_trials,
     finished_count,
@@ -255,10 +256,13 @@ class StudySearch(OptunaSearch):
 
 
 class RayProgress(tune.Callback):
-    """Logs the same progress line as the local backend when a Ray trial ends."""
+    """Logs the same progress line as the local backend when a Ray trial ends, and
+    queues a late promotion (multi-fidelity) for the searcher's next ask, as the local
+    backend's `BudgetCallback` does."""
 
     def __init__(self, study: optuna.Study, config: StudyConfig) -> None:
         self.study = study
+        self.config = config
         self.progress = Progress(config.trials, finished_count(study), config.objectives)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -271,6 +275,8 @@ class RayProgress(tune.Callback):
         trial_id = ray_trial.config.get(TRIAL_ID)
         if trial_id is not None:
             self.progress(self.study, self.study._storage.get_trial(trial_id))
+        if budget_count(self.study) < self.config.trials:
+            enqueue_promotion(self.study, self.config)
 
 
 _SETUPS: dict[str, StudySetup] = {}

@@ -1,5 +1,6 @@
 """The bottom layer: errors, user imports, the device, process liveness, the cache folder,
-Pareto maths on plain points, and the re-assessment's column names.
+Pareto maths on plain points (and the rung
+ranking promotion keeps up to date), and the re-assessment's column names.
 
 Nothing here imports any other part of the project, so every layer may use it.
 """
@@ -17,15 +18,20 @@ from search.core._pareto import (
     sort_non_dominated,
 )
 from search.core._processes import alive, start_ticks
+from search.core._rung_ranking import FrontIndex, Place, RungRanking, contributions
 
 __all__ = [
     "ASSESSED_COLUMNS",
     "AerSearchError",
     "BadInput",
+    "FrontIndex",
+    "Place",
+    "RungRanking",
     "TrialFailed",
     "alive",
     "cache_dir",
     "close_matches",
+    "contributions",
     "crowding_distance",
     "dominates",
     "import_object",

@@ -22,6 +22,7 @@ own bit-widths.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from search.robust._epoch_checkpoint import EpochCheckpoint, Stateful
 from search.robust._keep_best import KeepBest
 from search.robust._trades import trades_examples, trades_loss
 from spaces import Plan
+
+log = logging.getLogger(__name__)
 
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -167,6 +170,17 @@ def train_base(
             checkpoint_path, model=model, optimizer=optimizer, schedule=schedule
         )
     cpu_start = time.process_time()
+    started = time.monotonic()
+    ran_from: list[int] = []  # the epoch this process started at (a resumed run's later)
+
+    def after_epoch() -> None:
+        schedule.step()
+        done = int(schedule.last_epoch)
+        ran_from.append(done - 1)
+        elapsed = time.monotonic() - started
+        left = elapsed / (done - ran_from[0]) * (epochs - done)
+        log.info("base model: epoch %d/%d, %.0f s, ~%.0f s left", done, epochs, elapsed, left)
+
     losses = run_epochs(
         model,
         loader,
@@ -174,7 +188,7 @@ def train_base(
         optimizer,
         lambda images, labels: loss_fn(model(images), labels),
         device,
-        after_epoch=schedule.step,
+        after_epoch=after_epoch,
         checkpoint=checkpoint,
     )
     cpu = checkpoint.cpu_seconds() if checkpoint else time.process_time() - cpu_start

@@ -43,11 +43,10 @@ from search.study._evaluate import (
     weights_metadata,
 )
 from search.study._fidelity import (
+    inherit_rungs,
     load_checkpoint_state,
-    objective_point,
-    promotion,
+    record_decision,
     record_rung,
-    rung_metrics_of_others,
     save_checkpoint,
 )
 from search.study._open import (
@@ -58,6 +57,15 @@ from search.study._open import (
     open_study,
 )
 from search.study._progress import Progress
+from search.study._promotion import (
+    Decision,
+    claim_continuation,
+    decide,
+    enqueue_promotion,
+    find_promotion,
+    objective_point,
+    replay_decisions,
+)
 from search.study._resolve import (
     config_from_dict,
     directions,
@@ -94,6 +102,7 @@ from search.study._stored import (
     BASE_SANITY,
     BASE_WEIGHTS,
     CONFIG,
+    CONTINUES,
     FAIL_REASON,
     FEASIBLE,
     FINAL_PREFIX,
@@ -155,6 +164,7 @@ __all__ = [
     "RAY_EXPERIMENT",
     "RESUMABLE_FIELDS",
     "RUNGS",
+    "CONTINUES",
     "RungCallback",
     "SAMPLER_SEED",
     "SECONDS",
@@ -206,13 +216,19 @@ __all__ = [
     "paper_grid_points",
     "prepare_study",
     "process_nonce",
-    "promotion",
+    "Decision",
+    "claim_continuation",
+    "decide",
+    "enqueue_promotion",
+    "find_promotion",
+    "inherit_rungs",
+    "replay_decisions",
     "recipe_hash",
     "record",
+    "record_decision",
     "record_rung",
     "resolve",
     "run_trial",
-    "rung_metrics_of_others",
     "sampler_seed",
     "save_checkpoint",
     "score",

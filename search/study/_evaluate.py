@@ -20,7 +20,8 @@ from search.compress import layer_widths, save_packed
 from search.config import StudyConfig, parse_constraint
 from search.robust import describe, model_checks, trades_beta, warn_failures
 from search.study._base_model import base_training_cpu_seconds, load_base
-from search.study._fidelity import record_rung
+from search.study._fidelity import inherit_rungs, record_rung
+from search.study._promotion import claim_continuation
 from search.study._setup import StudySetup
 from search.study._stored import (
     BASE_CPU_SECONDS,
@@ -59,17 +60,22 @@ def evaluate(
 ) -> list[float]:
     """Run one Optuna trial and store everything it produced; every backend calls this.
 
-    Params come from the trial (sampled here, or already set by a Ray driver); a failure
-    is stored as the trial's `fail_reason` and re-raised.
+    Params come from the trial (sampled here, or already set by a Ray driver, or fixed
+    when it was enqueued as a continuation of a stopped trial); a failure is stored as
+    the trial's `fail_reason` and re-raised.
     """
     cpu_start = time.process_time()
+    link = claim_continuation(trial)  # a late promotion: a duplicate is pruned here
 
     def on_rung(index: int, budget: int, outcome: TrialOutcome) -> bool:
         return record_rung(trial, setup.config, index, budget, outcome, artifacts)
 
     try:
         params = {param.name: suggest(trial, param) for param in setup.space()}
-        outcome = run_trial(setup, params, trial.number, on_rung)
+        number, resume = trial.number, None
+        if link is not None:
+            number, resume = inherit_rungs(trial, link, artifacts)
+        outcome = run_trial(setup, params, number, on_rung, resume)
         apply_constraints(trial, setup.config, outcome.metrics)
         clock = time.perf_counter()
         record(trial, setup, outcome, artifacts)

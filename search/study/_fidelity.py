@@ -1,23 +1,18 @@
-"""Multi-fidelity promotion: asynchronous successive halving inside the multi-objective study.
+"""Multi-fidelity: each rung recorded with its checkpoint, then the promotion decision.
 
 A trial fine-tunes rung by rung (`fidelity.rungs()`: budgets in training images growing by
-`fidelity.factor`). After each rung it records its metrics there (`rungs` trial attr) and
-goes on only while it ranks among the top ceil(n / factor) of the n trials that reached
-that rung, ranked by non-dominated sorting, ties by crowding distance (as MO-ASHA,
-Schmucker et al. 2021, arXiv 2106.12639, ranks). The decision reads the shared storage,
-so it is the same under the local driver, `search worker`s and Ray: every process sees
-every trial's rungs, and each trial decides for itself once per rung (no trial is
-promoted twice). The first trials to reach a rung go on (they have no competition yet),
-as in ASHA.
-
-Each rung also stores a checkpoint artifact (weights, optimizer and random state,
-images seen) so a trial's fine-tuning can be continued where it stopped
-(`load_checkpoint_state`).
+`fidelity.factor`). After each rung it records its metrics there (`rungs` trial attr) with
+a checkpoint artifact (weights, optimizer and random state, images seen) and asks
+`search.study._promotion` whether to go on (asynchronous successive halving: the top
+floor(n / factor) of the trials at that rung go on). The decision reads the shared
+storage, so it is the same under the local driver, `search worker`s and Ray. A trial
+stopped at a rung and promoted later is continued by a new trial that loads that rung's
+checkpoint (`inherit_rungs`, `load_checkpoint_state`) and fine-tunes on, exactly as if it
+had never stopped.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,44 +22,12 @@ import torch
 from optuna.artifacts import upload_artifact
 from torch import nn
 
-from objectives import get_objective
 from search.config import StudyConfig
-from search.core import rank
 from search.robust import BudgetState
+from search.study._promotion import decide
 from search.study._storage import fetch_artifact
 from search.study._stored import RUNGS
-from search.study._trial import TrialOutcome
-
-
-def objective_point(config: StudyConfig, metrics: dict[str, float]) -> list[float]:
-    """A trial's objectives as one point to minimise (maximised ones negated)."""
-    point = []
-    for name in config.objectives:
-        sign = -1.0 if get_objective(name).direction == "maximize" else 1.0
-        point.append(sign * metrics[name])
-    return point
-
-
-def promotion(
-    config: StudyConfig, mine: dict[str, float], others: list[dict[str, float]]
-) -> tuple[bool, int, int]:
-    """(go on?, this trial's place from 0, n): a trial with rung metrics `mine` goes on
-    when it ranks in the top ceil(n / factor) of the n trials at that rung (`others`
-    are the other trials' metrics there)."""
-    points = [objective_point(config, m) for m in others] + [objective_point(config, mine)]
-    keep = math.ceil(len(points) / config.fidelity.factor)
-    place = rank(points).index(len(points) - 1)
-    return place < keep, place, len(points)
-
-
-def rung_metrics_of_others(trial: optuna.Trial, index: int) -> list[dict[str, float]]:
-    """Metrics at rung `index` of every other trial in the study that reached it."""
-    found = []
-    for other in trial.study.get_trials(deepcopy=False):
-        rungs = other.user_attrs.get(RUNGS, [])
-        if other.number != trial.number and len(rungs) > index:
-            found.append(rungs[index]["metrics"])
-    return found
+from search.study._trial import Resume, TrialOutcome
 
 
 def record_rung(
@@ -86,11 +49,40 @@ def record_rung(
         "cpu_seconds": outcome.seconds.get("cpu"),
         "checkpoint_artifact": checkpoint,
     }
-    go_on, place, n = promotion(config, outcome.metrics, rung_metrics_of_others(trial, index))
+    return record_decision(trial, config, entry)
+
+
+def record_decision(trial: optuna.Trial, config: StudyConfig, entry: dict[str, Any]) -> bool:
+    """Decide on a rung entry (`rung`, `metrics`, ...) from what the storage holds,
+    append it to the trial's `rungs` with the decision and what it saw, and return
+    whether the trial goes on."""
+    index = entry["rung"]
+    others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    decision = decide(trial.study, config, trial.number, index, entry["metrics"], others)
     last = index == len(config.fidelity.rungs()) - 1
-    entry.update(place=place, of=n, promoted=go_on and not last)
-    trial.set_user_attr(RUNGS, [*trial.user_attrs.get(RUNGS, []), entry])
-    return go_on
+    record = {**entry, **decision.to_dict(), "promoted": decision.go_on and not last}
+    del record["go_on"]
+    trial.set_user_attr(RUNGS, [*trial.user_attrs.get(RUNGS, []), record])
+    return decision.go_on and not last
+
+
+def inherit_rungs(trial: optuna.Trial, link: dict[str, Any], artifacts: Any) -> tuple[int, Resume]:
+    """Set up a continuation (`link` = its `continues` record): copy the original's
+    rungs up to the promoted one into this trial and return the original's first
+    trial number (for its seeds) and where to resume."""
+    original = trial.study._storage.get_trial(
+        trial.study._storage.get_trial_id_from_study_id_trial_number(
+            trial.study._study_id, link["trial"]
+        )
+    )
+    rungs = [e for e in original.user_attrs.get(RUNGS, []) if e["rung"] <= link["rung"]]
+    copies = [{**e, "inherited_from": e.get("inherited_from", original.number)} for e in rungs]
+    trial.set_user_attr(RUNGS, copies)
+    origin = int(link.get("origin", original.number))
+    checkpoint = rungs[-1]["checkpoint_artifact"]
+    return origin, Resume(
+        link["rung"], lambda model: load_checkpoint_state(artifacts, checkpoint, model)
+    )
 
 
 def save_checkpoint(trial: optuna.Trial, outcome: TrialOutcome, artifacts: Any) -> str:

@@ -29,12 +29,15 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
                ray.experiment
 Trial attrs:   worker, ray, surplus, interrupted, fail_reason, metrics, notes, widths, plan,
-               feasible, seconds, weights_artifact, rungs, sampler_seed
+               feasible, seconds, weights_artifact, rungs, continues, sampler_seed
 
 With multi-fidelity (`fidelity.enabled`) a trial appends one `rungs` entry per rung it
-finishes (rung, budget, images_seen, metrics, cpu_seconds, checkpoint_artifact) before
-deciding whether to go on; its values, `metrics` and `weights_artifact` are its last
-rung's, so the front and the export show a real model with its measured metrics.
+finishes (rung, budget, images_seen, metrics, cpu_seconds, checkpoint_artifact) and the
+promotion decision with what it saw (place, of, keep, front, contribution, seen,
+promoted); its values, `metrics` and `weights_artifact` are its last
+rung's, so the front and the export show a real model with its measured metrics. A
+stopped trial promoted later is continued by a new trial (`continues`), whose `rungs`
+start with copies of the original's (marked `inherited_from`).
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ FEASIBLE = "feasible"
 SECONDS = "seconds"
 WEIGHTS_ARTIFACT = "weights_artifact"
 RUNGS = "rungs"  # multi-fidelity: one entry per rung reached (budget, metrics, checkpoint)
+# multi-fidelity: {trial, rung, place, of, keep, seen}: this trial continues that trial's
+# fine-tuning from that rung's checkpoint (a late promotion, search.study._promotion)
+CONTINUES = "continues"
 SAMPLER_SEED = "sampler_seed"  # the seed of the sampler that drew its params
 
 

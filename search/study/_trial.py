@@ -57,18 +57,31 @@ def compress(
 RungCallback = Callable[[int, int, "TrialOutcome"], bool]
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a continuation starts: after rung `rung`, with `load(model)` putting that
+    rung's checkpoint into the compressed model and returning the fine-tuning state."""
+
+    rung: int
+    load: Callable[[nn.Module], BudgetState]
+
+
 def run_trial(
     setup: StudySetup,
     params: dict[str, Any],
     number: int = 0,
     on_rung: RungCallback | None = None,
+    resume: Resume | None = None,
 ) -> TrialOutcome:
     """Compress the base model as `params` say, fine-tune it, and score it.
 
     With `fidelity.enabled`, fine-tuning goes rung by rung (search.robust's budgeted
     fine-tune); after each rung the model is scored and `on_rung(index, budget, outcome)`
     is told, which returns whether to go on (the promotion decision; without a callback
-    every rung runs). The outcome is the last rung's: its model and its metrics.
+    every rung runs). The outcome is the last rung's: its model and its metrics. With
+    `resume` (a late promotion), the rungs up to `resume.rung` are not run again: their
+    checkpoint is loaded and fine-tuning goes on from it; `number` is then the original
+    trial's, so the batches and seeds are the ones an uninterrupted run would have had.
 
     `seconds` holds the wall time of each step and `cpu` the process CPU-seconds of the
     whole trial (all threads), the compute a method spends.
@@ -83,7 +96,7 @@ def run_trial(
     model = compress(start, plan, setup.input_shape, setup.device)
     seconds["compress"] = time.perf_counter() - clock
     if cfg.fidelity.enabled and not plan.from_scratch:
-        return _run_rungs(setup, model, plan, params, number, on_rung, seconds, cpu_start)
+        return _run_rungs(setup, model, plan, params, number, on_rung, seconds, cpu_start, resume)
 
     clock = time.perf_counter()
     kept, earlier_cpu = finetune_epochs(setup, model, plan, params)
@@ -103,13 +116,17 @@ def _run_rungs(
     on_rung: RungCallback | None,
     seconds: dict[str, float],
     cpu_start: float,
+    resume: Resume | None = None,
 ) -> TrialOutcome:
     """Fine-tune and score rung by rung while `on_rung` promotes the trial."""
     cfg = setup.config
     budgets = cfg.fidelity.rungs()
-    state: BudgetState | None = None
+    state = resume.load(model) if resume is not None else None
+    first = resume.rung + 1 if resume is not None else 0
     seconds["finetune"] = 0.0
     for index, budget in enumerate(budgets):
+        if index < first:
+            continue
         clock = time.perf_counter()
         state = finetune_images(
             model,
