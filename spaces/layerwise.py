@@ -5,7 +5,9 @@ qualified module name (granularity "layer"), a group name from config ("group"; 
 first group whose pattern matches it, unmatched layers to group "rest"), or
 absent ("global": one `sparsity` and one `bits` for all layers). `epsilon`, `epochs`
 and the fine-tuning `strategy` (when more than one is allowed) are always global; a
-standard strategy, or an epsilon of 0, means clean fine-tuning.
+standard strategy, or an epsilon of 0, means clean fine-tuning. With `space.trades_beta`
+and strategy trades allowed, TRADES' `trades_beta` is searched too (global; it only
+matters to trials whose strategy is trades).
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ def expand(config: SpaceConfig, prunable: list[str], quantizable: list[str]) -> 
         params.append(CategoricalParam("strategy", tuple(config.strategies)))
     if len(config.init) > 1:
         params.append(CategoricalParam("init", tuple(config.init)))
+    if config.trades_beta is not None and "trades" in config.strategies:
+        low, high = config.trades_beta
+        params.append(FloatParam("trades_beta", low, high, None))
     return params
 
 
@@ -100,6 +105,8 @@ def decode(
         strategy=strategy,
         from_scratch=params.get("init", config.init[0]) == "scratch",
     )
+    if strategy == "trades" and "trades_beta" in params:
+        plan.trades_beta = float(params["trades_beta"])
     for key, layers in _keys(config, prunable, quantizable).items():
         value = float(params.get(_name("sparsity", key), config.sparsity[0]))
         plan.sparsity.update({layer: value for layer in layers})

@@ -143,7 +143,8 @@ class Plan:
     bits: dict[str, int] = field(default_factory=dict)
     epsilon: float = 0.0  # 0 for the standard strategy
     epochs: int = 0
-    strategy: str = "standard"  # standard | adversarial | blind
+    strategy: str = "standard"  # standard | adversarial | blind | trades
+    trades_beta: float | None = None  # TRADES' beta when searched; None: finetune.trades_beta
     from_scratch: bool = False  # start from a random init instead of the base model
 
 

@@ -67,6 +67,17 @@ CONFIG_CASES = [
     ("fidelity.min_images", 10**9, ["fidelity.min_images"]),
     ("sampler", "gpp", ["sampler", "gp"]),
     ("trials", NAN, ["trials"]),
+    ("finetune.trades_beta", NAN, ["finetune.trades_beta", "finite"]),
+    ("finetune.trades_beta", INF, ["finetune.trades_beta", "finite"]),
+    ("finetune.trades_beta", 0.0, ["finetune.trades_beta", "> 0"]),
+    ("finetune.trades_beta", -6.0, ["finetune.trades_beta", "> 0"]),
+    ("finetune.trades_beta", "six", ["finetune.trades_beta", "float"]),
+    ("space.trades_beta", [0.0, 6.0], ["space.trades_beta", "(0, inf)"]),
+    ("space.trades_beta", [6.0, 1.0], ["space.trades_beta", "low <= high"]),
+    ("space.trades_beta", [1.0, NAN], ["space.trades_beta", "finite"]),
+    ("space.strategies", ["tradez"], ["space.strategies", "trades"]),
+    ("finetune.keep_best", "yes", ["finetune.keep_best", "bool"]),
+    ("finetune.keep_best_samples", 0, ["finetune.keep_best_samples", "> 0"]),
 ]
 
 

@@ -203,7 +203,8 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
     """Guards: two `search worker`s on one SQLite file decide promotion from the shared
     storage (every decision consistent with the rungs the other trials had stored); a
     worker SIGKILLed mid-rung leaves its trial FAILED, saying which rung was lost, with
-    its earlier rungs kept; the other worker finishes the budget."""
+    its earlier rungs kept and marked interrupted; the other worker finishes the budget
+    (8 trials that ran to their end besides the interrupted one)."""
     import signal
     import subprocess
     import sys
@@ -248,10 +249,12 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
     assert lost.state == optuna.trial.TrialState.FAIL
     assert f"in rung {len(lost.user_attrs[RUNGS])}" in lost.user_attrs["fail_reason"]
     assert len(lost.user_attrs[RUNGS]) >= 1  # the rungs it finished are kept
+    assert lost.user_attrs["interrupted"] is True  # its slot went to another trial
     finished = [
         t
         for t in trials.values()
         if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        and not t.user_attrs.get("interrupted")
     ]
     assert len(finished) == 10
     for trial in finished:  # each decision matches the rank it recorded

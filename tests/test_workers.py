@@ -3,7 +3,8 @@
 Real processes on the real PostgreSQL server ($AER_TEST_POSTGRES) and on a journal
 file. The study's budget is global (N workers run it once, not N times), no trial
 number is duplicated or lost, and a worker killed mid-trial leaves its trial FAILED
-with a reason while the others finish the study.
+with a reason (and `interrupted`: it gives its budget slot back) while the others finish
+the study.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ def start_worker(study: optuna.Study, url: str, cwd: Path) -> subprocess.Popen:
 
 
 def check_budget(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTrial]:
-    """Exactly `budget` trials ran; numbers are unique and none is missing or open."""
+    """Exactly `budget` trials ran to their end (a killed worker's interrupted trial is
+    not one of them); numbers are unique and none is missing or open."""
     trials = study.get_trials()
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials)))  # none duplicated, none lost
-    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    ran = [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.FAIL) and not t.user_attrs.get("interrupted")
+    ]
     assert len(ran) == budget
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     surplus = [t for t in trials if t.state == TrialState.PRUNED]
@@ -109,8 +115,9 @@ def test_two_workers_on_postgres_share_the_budget_and_survive_a_killed_one(
         dead = study.trials[killed]
         assert dead.state == TrialState.FAIL
         assert f"pid {victim.pid}" in dead.user_attrs["fail_reason"]
-        assert sum(t.state == TrialState.COMPLETE for t in ran) >= 4
-        pids = {t.user_attrs["worker"]["pid"] for t in ran}
+        assert dead.user_attrs["interrupted"] is True and dead not in ran
+        assert sum(t.state == TrialState.COMPLETE for t in ran) >= 5
+        pids = {t.user_attrs["worker"]["pid"] for t in [*ran, dead]}
         assert pids == {victim.pid, survivor.pid}
         # the survivor's completed trials stored their weights: the front is readable
         assert all(

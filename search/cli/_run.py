@@ -45,7 +45,7 @@ class Run(Command):
             "--baseline",
             metavar="NAME",
             help="run a baseline study of the config instead: paper-grid, "
-            "random or adversarial-training (named STUDY-NAME unless "
+            "random, adversarial-training or trades-training (named STUDY-NAME unless "
             "--study is given)",
         )
         parser.add_argument(

@@ -18,7 +18,10 @@ from search.core import BadInput, check_device_name, close_matches
 
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
-STRATEGIES = ("standard", "adversarial", "blind")
+STRATEGIES = ("standard", "adversarial", "blind", "trades")
+# the space's default: TRADES is chosen explicitly (`space.strategies`), so the default
+# search (and every stored default study) keeps its meaning
+DEFAULT_STRATEGIES = ("standard", "adversarial", "blind")
 SAMPLERS = ("tpe", "gp", "nsga2", "random")
 RUNTIMES = ("torch", "onnxruntime")  # what times the latency objective (LatencyConfig)
 CONSTRAINT_OPERATORS = ("<=", ">=")
@@ -82,8 +85,12 @@ class SpaceConfig:
     epsilon_step: float = 0.02
     epochs: list[int] = field(default_factory=lambda: [0, 3])
     # fine-tuning strategies to choose from: standard (clean), adversarial (PGD/FGSM at the
-    # trial's epsilon) and blind (BAP's cutoff-scale budget, epsilon as its upper bound)
-    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    # trial's epsilon), blind (BAP's cutoff-scale budget, epsilon as its upper bound) and
+    # trades (TRADES, arXiv 1901.08573: clean loss + beta * KL to the worst point)
+    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    # [low, high]: search TRADES' beta in this range (trials of strategy trades); None
+    # uses `finetune.trades_beta` for every trial
+    trades_beta: list[float] | None = None
     # where a trial starts: the trained base model, or a fresh random init ("scratch",
     # the adversarial-training-from-scratch baseline, trained like the base model)
     init: list[str] = field(default_factory=lambda: ["base"])
@@ -131,6 +138,12 @@ class SpaceConfig:
             raise BadInput(f"config field 'space.strategies' must list some of {STRATEGIES}")
         for strategy in self.strategies:
             _choice("space.strategies", strategy, STRATEGIES)
+        if self.trades_beta is not None:
+            low, high = _range("space.trades_beta", self.trades_beta)
+            if low <= 0:
+                raise BadInput(
+                    f"config field 'space.trades_beta' must lie in (0, inf), got {self.trades_beta}"
+                )
         if not self.init:
             raise BadInput("config field 'space.init' must list some of base, scratch")
         for init in self.init:
@@ -147,6 +160,11 @@ class FinetuneConfig:
     samples_per_epoch: int | None = None  # random training images per fine-tuning epoch
     clean_weight: float = 0.0  # loss = w * clean loss + (1 - w) * adversarial loss
     blind_scale: float = 0.8  # BAP: the cut-off perturbation is scaled by this factor
+    trades_beta: float = 6.0  # TRADES: loss = CE(clean) + beta * KL(clean || adversarial)
+    # Rice et al. 2020 (robust overfitting): epoch-based adversarial fine-tuning keeps the
+    # epoch whose robust accuracy on `keep_best_samples` validation images is best
+    keep_best: bool = False
+    keep_best_samples: int = 500
 
     def validate(self) -> None:
         _choice("finetune.attack", self.attack, ("pgd", "fgsm"))
@@ -162,6 +180,8 @@ class FinetuneConfig:
             raise BadInput(
                 f"config field 'finetune.blind_scale' must be in (0, 1), got {self.blind_scale}"
             )
+        _positive("finetune.trades_beta", self.trades_beta)
+        _positive("finetune.keep_best_samples", self.keep_best_samples)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Attacks (torchattacks, plus BAP's cut-off-scale attack in `_cutoff_scale`) run on the
 differentiable fake-quant view of a model, so quantization cannot mask gradients.
-Fine-tuning is standard, adversarial or blind (BAP); the sanity checks catch gradient
+Fine-tuning is standard, adversarial, blind (BAP) or TRADES, optionally keeping its
+best epoch (Rice et al. 2020); the sanity checks catch gradient
 masking (robust <= clean, large epsilon breaks it, more steps do not help, transfer
 from the base is not stronger).
 """
@@ -32,9 +33,11 @@ from search.robust._finetune import (
     make_batch_loss,
     make_perturb,
     run_epochs,
+    trades_beta,
     train_base,
     train_step,
 )
+from search.robust._keep_best import KeepBest
 from search.robust._sanity import (
     Check,
     large_epsilon_breaks,
@@ -44,6 +47,7 @@ from search.robust._sanity import (
     transfer_not_stronger,
     warn_failures,
 )
+from search.robust._trades import kl_to, trades_examples, trades_loss, trades_objective
 
 __all__ = [
     "AttackFactory",
@@ -52,6 +56,7 @@ __all__ = [
     "Check",
     "CutoffScale",
     "EpochCheckpoint",
+    "KeepBest",
     "NORMS",
     "Perturb",
     "batch_indices",
@@ -73,6 +78,11 @@ __all__ = [
     "search_attacks",
     "train_base",
     "train_step",
+    "trades_beta",
+    "trades_examples",
+    "trades_loss",
+    "trades_objective",
+    "kl_to",
     "transfer_not_stronger",
     "warn_failures",
 ]

@@ -1,4 +1,4 @@
-"""Fine-tuning a compressed model: standard, adversarial, or blind adversarial (BAP).
+"""Fine-tuning a compressed model: standard, adversarial, blind adversarial (BAP), TRADES.
 
 - standard: clean cross-entropy (the paper's "standard fine-tune").
 - adversarial (arXiv 2403.09441): a few epochs of training on torchattacks PGD examples
@@ -8,6 +8,13 @@
   first attack step that crosses the decision boundary and then scaled by a factor
   below 1, so the effective budget follows the model rather than a fixed epsilon, which
   then only bounds it.
+- trades (arXiv 1901.08573, `_trades.py`): clean cross-entropy plus `trades_beta` times
+  the KL divergence between the model's outputs at x and at the point of the epsilon
+  ball that maximises it (PGD on the KL, `finetune.steps` steps). `clean_weight` does
+  not apply: beta already weighs the clean and the robust term.
+
+Epoch-based fine-tuning may keep its best epoch instead of its last (`KeepBest`, Rice
+et al. 2020) and survive a kill (`EpochCheckpoint`, for the long runs from scratch).
 
 Weights are trained through the fake-quant parametrizations, so the model learns its
 own bit-widths.
@@ -29,7 +36,9 @@ from torch.utils.data import DataLoader
 from search.config import FinetuneConfig
 from search.core import TrialFailed
 from search.robust._cutoff_scale import CutoffScale
-from search.robust._epoch_checkpoint import EpochCheckpoint
+from search.robust._epoch_checkpoint import EpochCheckpoint, Stateful
+from search.robust._keep_best import KeepBest
+from search.robust._trades import trades_examples, trades_loss
 from spaces import Plan
 
 log = logging.getLogger(__name__)
@@ -58,6 +67,8 @@ def make_perturb(model: nn.Module, plan: Plan, config: FinetuneConfig) -> Pertur
         return lambda x, y: cutoff_scale_examples(
             model, x, y, plan.epsilon, config.steps, config.blind_scale
         )
+    if plan.strategy == "trades":  # the points TRADES trains on (labels are not used)
+        return lambda x, y: trades_examples(model, x, plan.epsilon, config.steps)
     if config.attack == "fgsm":
         return torchattacks.FFGSM(model, eps=plan.epsilon, alpha=1.25 * plan.epsilon)
     return torchattacks.PGD(
@@ -70,19 +81,57 @@ def make_perturb(model: nn.Module, plan: Plan, config: FinetuneConfig) -> Pertur
 
 
 def finetune(
-    model: nn.Module, loader: DataLoader, plan: Plan, config: FinetuneConfig, device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    plan: Plan,
+    config: FinetuneConfig,
+    device: torch.device,
+    *,
+    keep_best: KeepBest | None = None,
+    checkpoint_path: Path | None = None,
 ) -> list[float]:
-    """Train `model` in place for `plan.epochs` epochs; returns each epoch's mean loss."""
+    """Train `model` in place for `plan.epochs` epochs; returns each epoch's mean loss.
+
+    With `keep_best` (built on `model`), the model ends with its best epoch's weights.
+    With `checkpoint_path`, the run's state (the best epoch's too) is kept there after
+    every epoch and a rerun resumes from it (`EpochCheckpoint`).
+    """
     if plan.epochs == 0:
         return []
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batch_loss = make_batch_loss(model, plan, config)
-    return run_epochs(model, loader, plan.epochs, optimizer, batch_loss, device)
+    parts: dict[str, Stateful] = {"model": model, "optimizer": optimizer}
+    if keep_best is not None:
+        parts["best"] = keep_best
+    checkpoint = EpochCheckpoint(checkpoint_path, **parts) if checkpoint_path else None
+    losses = run_epochs(
+        model,
+        loader,
+        plan.epochs,
+        optimizer,
+        batch_loss,
+        device,
+        after_epoch=keep_best.after_epoch if keep_best is not None else None,
+        checkpoint=checkpoint,
+    )
+    if keep_best is not None:
+        keep_best.restore()
+    return losses
+
+
+def trades_beta(plan: Plan, config: FinetuneConfig) -> float:
+    """The plan's own beta when the space searches it, else `finetune.trades_beta`."""
+    return plan.trades_beta if plan.trades_beta is not None else config.trades_beta
 
 
 def make_batch_loss(model: nn.Module, plan: Plan, config: FinetuneConfig) -> BatchLoss:
     """The loss of one batch under the plan's strategy (clean, adversarial or blind,
-    optionally mixed with the clean loss by `finetune.clean_weight`)."""
+    optionally mixed with the clean loss by `finetune.clean_weight`, or TRADES)."""
+    if plan.strategy == "trades" and plan.epsilon > 0:
+        beta = trades_beta(plan, config)
+        return lambda images, labels: trades_loss(
+            model, images, labels, epsilon=plan.epsilon, steps=config.steps, beta=beta
+        )
     perturb = make_perturb(model, plan, config)
     loss_fn = nn.CrossEntropyLoss()
 

@@ -7,8 +7,13 @@ same tools (`search pareto`, `search trials`, export, the benchmark) show it:
   standard fine-tune, adversarial fine-tune at the evaluation epsilon}, 60 enqueued
   trials;
 - `random`: random search over the study's own space, same budget;
-- `adversarial-training`: the uncompressed model trained adversarially from scratch at
-  the evaluation epsilon, for as long as the base model (the costly reference).
+- `adversarial-training`: the uncompressed model trained adversarially (PGD) from
+  scratch at the evaluation epsilon, for as long as the base model (the costly
+  reference);
+- `trades-training`: the same with TRADES (arXiv 1901.08573, `finetune.trades_beta`),
+  same budget; the targets compare against the better of the two.
+Both from-scratch runs keep their state after every epoch and resume after a kill
+(search.study._epoch_finetune); with `finetune.keep_best` they end with their best epoch.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from search.core import BadInput, close_matches
 
 PAPER_SPARSITY = (0.1, 0.3, 0.5, 0.7, 0.9)
 PAPER_BITS = (16, 8, 4, 2)
-BASELINES = ("paper-grid", "random", "adversarial-training")
+BASELINES = ("paper-grid", "random", "adversarial-training", "trades-training")
+# the from-scratch references and the strategy each trains with
+TRAINING_BASELINES = {"adversarial-training": "adversarial", "trades-training": "trades"}
 
 
 def baseline_config(config: StudyConfig, name: str, study: str | None = None) -> StudyConfig:
@@ -47,7 +54,7 @@ def baseline_config(config: StudyConfig, name: str, study: str | None = None) ->
             init=["base"],
         )
         trials = len(paper_grid_points(config))
-    elif name == "adversarial-training":
+    elif name in TRAINING_BASELINES:
         epochs = config.model.base_epochs
         space = dataclasses.replace(
             space,
@@ -56,7 +63,8 @@ def baseline_config(config: StudyConfig, name: str, study: str | None = None) ->
             bits=[32],
             epsilon=[epsilon, epsilon],
             epochs=[epochs, epochs],
-            strategies=["adversarial"],
+            strategies=[TRAINING_BASELINES[name]],
+            trades_beta=None,
             init=["scratch"],
         )
         trials = 1

@@ -2,9 +2,10 @@
 
 Several processes (workers, a Ray run) may share one study; each trial claims a slot
 among the study's `trials`, and a dead process's RUNNING trial is failed with its
-reason so that it is not left running forever. A failed trial keeps its slot (FAIL
-counts, as COMPLETE does): the study runs `trials` trials, whatever became of them, and
-a study whose trials keep dying ends rather than retrying without end.
+reason (and marked `interrupted`) so that it is not left running forever. It gives its
+slot back: the next run of the command (or another worker) runs a trial in its place, so
+a resumed study still runs its full `trials`. Each such retry needs a worker that died,
+so a trial that kills its worker costs a process each time, never a loop in one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from optuna.trial import TrialState
 
 from search.core import alive
 from search.study._heartbeat import stale_trials
-from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
+from search.study._stored import FAIL_REASON, INTERRUPTED, RUNGS, SURPLUS, WORKER, fail_trial
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,16 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished or running trial takes a slot: not a surplus one, nor one
+    whose worker was killed under it (it is run again)."""
+    return not trial.user_attrs.get(SURPLUS) and not trial.user_attrs.get(INTERRUPTED)
+
+
 def budget_count(study: optuna.Study) -> int:
-    """Trials that use up the budget: finished or running, but not surplus ones."""
-    return len(
-        [
-            t
-            for t in study.get_trials(deepcopy=False, states=BUDGETED)
-            if not t.user_attrs.get(SURPLUS)
-        ]
-    )
+    """Trials that use up the budget: finished or running, but not surplus or
+    interrupted ones."""
+    return len([t for t in study.get_trials(deepcopy=False, states=BUDGETED) if uses_budget(t)])
 
 
 def claim_slot(trial: optuna.Trial, budget: int) -> None:
@@ -54,7 +56,7 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
     before = [
         t
         for t in trial.study.get_trials(deepcopy=False, states=BUDGETED)
-        if t.number < trial.number and not t.user_attrs.get(SURPLUS)
+        if t.number < trial.number and uses_budget(t)
     ]
     if len(before) >= budget:
         trial.set_user_attr(SURPLUS, True)
@@ -88,7 +90,7 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
         if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue
         reason = f"its worker (pid {worker['pid']}) died mid-trial{_lost(trial)}"
-        if fail_trial(study, trial, reason):
+        if fail_trial(study, trial, reason, interrupted=True):
             log.warning(
                 "trial %d: its worker (pid %s) died; marked failed", trial.number, worker["pid"]
             )
@@ -101,7 +103,7 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
             else f"{stale.silent_seconds:.0f} s ago (grace {stale.grace:.0f} s)"
         )
         reason = f"its worker ({who}) stopped heartbeating {silent}{_lost(stale.trial)}"
-        if fail_trial(study, stale.trial, reason):
+        if fail_trial(study, stale.trial, reason, interrupted=True):
             log.warning("trial %d: %s; marked failed", stale.trial.number, reason)
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from search.compress import layer_widths, save_packed
 from search.config import StudyConfig, parse_constraint
-from search.robust import describe, model_checks, warn_failures
+from search.robust import describe, model_checks, trades_beta, warn_failures
 from search.study._base_model import base_training_cpu_seconds, load_base
 from search.study._fidelity import inherit_rungs, record_rung
 from search.study._promotion import claim_continuation
@@ -111,15 +111,15 @@ def record(
     trial.set_user_attr(NOTES, outcome.notes)
     trial.set_user_attr(WIDTHS, layer_widths(outcome.model))
     plan = outcome.plan
-    trial.set_user_attr(
-        PLAN,
-        {
-            "strategy": plan.strategy,
-            "epsilon": plan.epsilon,
-            "epochs": plan.epochs,
-            "from_scratch": plan.from_scratch,
-        },
-    )
+    stored_plan: dict[str, Any] = {
+        "strategy": plan.strategy,
+        "epsilon": plan.epsilon,
+        "epochs": plan.epochs,
+        "from_scratch": plan.from_scratch,
+    }
+    if plan.strategy == "trades":  # the beta it trained with, searched or from config
+        stored_plan["trades_beta"] = trades_beta(plan, setup.config.finetune)
+    trial.set_user_attr(PLAN, stored_plan)
     artifact_id = upload_weights(
         trial, lambda path: save_packed(outcome.model, path, weights_metadata(setup)), artifacts
     )

@@ -15,7 +15,10 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 - A COMPLETE trial has `metrics` (every metric, validation split), `plan`, `widths`,
   `notes`, `seconds` and `weights_artifact`, the packed weights of exactly the model that
   was scored. A FAIL trial has `fail_reason`; a PRUNED one marked `surplus` was created
-  past the budget and never ran. Finished trials are never modified or deleted.
+  past the budget and never ran. A FAIL trial marked `interrupted` lost its worker
+  mid-trial (a kill): it does not use up the budget, so rerunning the command runs
+  another trial in its place (a from-scratch run resumes from its per-epoch state).
+  Finished trials are never modified or deleted.
 - Study attrs written once by the creator: `base_weights_artifact` (the base model every
   trial compressed), `base_cpu_seconds`, `sanity.base`. `final.<N>` caches trial N's
   test-split assessment, keyed by the fingerprint of the settings it depends on.
@@ -25,9 +28,8 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
 
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
                ray.experiment
-Trial attrs:   worker, ray, surplus, fail_reason, metrics, notes, widths, plan, feasible,
-               seconds, weights_artifact, rungs, continues, sampler_seed,
-               heartbeat
+Trial attrs:   worker, ray, surplus, interrupted, fail_reason, metrics, notes, widths, plan,
+               feasible, seconds, weights_artifact, rungs, continues, sampler_seed, heartbeat
 
 A RUNNING trial's `heartbeat` ({"at", "every"}: journal and gRPC-proxy storages only; an
 RDB storage keeps Optuna's own) says its worker is alive; silence for three intervals
@@ -71,6 +73,7 @@ RAY_EXPERIMENT = "ray.experiment"  # the Tune experiment still to finish
 WORKER = "worker"  # {"host", "pid"} of the process running it (`search run`, worker)
 RAY = "ray"  # {"node", "pid"} of the Ray worker that ran it
 SURPLUS = "surplus"  # created beyond the budget, never run
+INTERRUPTED = "interrupted"  # failed because its worker died; not counted in the budget
 FAIL_REASON = "fail_reason"
 METRICS = "metrics"
 NOTES = "notes"
@@ -116,12 +119,16 @@ def with_stored_defaults(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
-    """Fail a RUNNING trial whose owner is gone, with its reason; False when the owner
-    (or another process) finished it a moment ago."""
+def fail_trial(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str, interrupted: bool = False
+) -> bool:
+    """Fail a RUNNING trial whose owner is gone, with its reason (and the `interrupted`
+    mark); False when the owner (or another process) finished it a moment ago."""
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+        if interrupted:
+            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except RuntimeError:
         return False

@@ -7,7 +7,6 @@ returns metrics, so every backend runs exactly the same code.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import time
@@ -24,13 +23,12 @@ from search.context import TrialContext
 from search.core import TrialFailed
 from search.robust import (
     BudgetState,
-    finetune,
     finetune_images,
     robust_not_above_clean,
     warn_failures,
 )
+from search.study._epoch_finetune import finetune_epochs
 from search.study._setup import StudySetup
-from search.zoo import training_loader
 from spaces import Plan
 
 log = logging.getLogger(__name__)
@@ -101,20 +99,11 @@ def run_trial(
         return _run_rungs(setup, model, plan, params, number, on_rung, seconds, cpu_start, resume)
 
     clock = time.perf_counter()
-    if plan.from_scratch:  # trained like the base model: its data per epoch and its lr
-        loader = training_loader(setup.splits, cfg.data, cfg.seed, cfg.model.base_samples_per_epoch)
-        finetune(
-            model,
-            loader,
-            plan,
-            dataclasses.replace(cfg.finetune, lr=cfg.model.base_lr),
-            setup.device,
-        )
-    else:
-        finetune(model, setup.train_loader, plan, cfg.finetune, setup.device)
+    kept, earlier_cpu = finetune_epochs(setup, model, plan, params)
     seconds["finetune"] = time.perf_counter() - clock
     metrics, notes = score(setup, model, params, number, seconds)
-    seconds["cpu"] = time.process_time() - cpu_start
+    notes.update(kept)
+    seconds["cpu"] = time.process_time() - cpu_start + earlier_cpu
     return TrialOutcome(model, plan, metrics, notes, seconds)
 
 
