@@ -16,6 +16,7 @@ from search.robust._attacks import (
     robust_accuracy,
     search_attacks,
 )
+from search.robust._cascade import Assessment, TransferSet, assess_attacks, transfer_set
 from search.robust._budgeted import (
     BudgetState,
     batch_indices,
@@ -45,6 +46,7 @@ from search.robust._sanity import (
 )
 
 __all__ = [
+    "Assessment",
     "AttackFactory",
     "BatchLoss",
     "BudgetState",
@@ -71,6 +73,9 @@ __all__ = [
     "search_attacks",
     "train_base",
     "train_step",
+    "TransferSet",
+    "assess_attacks",
     "transfer_not_stronger",
+    "transfer_set",
     "warn_failures",
 ]
