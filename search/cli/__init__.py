@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from search.cli._agent import LatencyAgent
 from search.cli._base import Command, add_study_arguments
 from search.cli._registries import Objectives, Spaces
 from search.cli._run import Run, Worker
@@ -21,7 +22,7 @@ from search.study import STORAGE_ENV
 
 COMMANDS: dict[str, type[Command]] = {
     command.name: command
-    for command in (Run, Worker, Dashboard, Serve, Pareto, Trials, Objectives, Spaces)
+    for command in (Run, Worker, Dashboard, Serve, Pareto, Trials, Objectives, Spaces, LatencyAgent)
 }
 
 
