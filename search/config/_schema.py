@@ -267,12 +267,21 @@ class LatencyConfig:
     # variable named by `token_env` and never stored with the study
     device: str | None = None
     token_env: str = TOKEN_ENV
+    # relative difference of latency below which two front members count as equally fast:
+    # the front flags a member that is there only by such a difference (`latency_resolved`)
+    tolerance: float = 0.1
 
     def validate(self) -> None:
         _choice("latency.runtime", self.runtime, RUNTIMES)
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)
+        _finite("latency.tolerance", self.tolerance)
+        if not 0 <= self.tolerance < 1:
+            raise BadInput(
+                f"config field 'latency.tolerance' must be in [0, 1) (a relative "
+                f"difference), got {self.tolerance}"
+            )
         if self.device is not None:
             _check_agent_url(self.device, self.runtime, self.token_env)
             return  # the threads are the device's: the agent checks them against its cores

@@ -41,10 +41,15 @@ from search.zoo import Splits, load_splits, make_loader
 log = logging.getLogger(__name__)
 
 
+ASSESSMENT = "cascade-1"  # how the attacks are run (`search.robust.assess_attacks`)
+
+
 def fingerprint(config: StudyConfig) -> str:
-    """What a stored assessment depends on: threat model, checks, latency settings."""
+    """What a stored assessment depends on: threat model, checks, latency settings (not
+    the front's latency tolerance or the token's variable) and how the attacks run."""
+    latency = {k: v for k, v in vars(config.latency).items() if k not in ("tolerance", "token_env")}
     return json.dumps(
-        [vars(config.evaluation), vars(config.sanity), vars(config.latency)], sort_keys=True
+        [vars(config.evaluation), vars(config.sanity), latency, ASSESSMENT], sort_keys=True
     )
 
 
