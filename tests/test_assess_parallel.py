@@ -103,9 +103,18 @@ def _every_attack_on_every_example(
     for images, labels, ids in batches(make_loader(splits.test, 256), device):
 
         def pgd(attack: EvaluationConfig, steps: int, stream: int) -> torch.Tensor:
-            survives = torch.ones(len(labels), dtype=torch.bool)
+            survives = torch.ones(len(labels), dtype=torch.bool)  # noqa: B023 (called at once)
             for restart in range(attack.restarts):
-                run = pgd_correct(model, images, labels, ids, attack, steps, seed, stream + restart)
+                run = pgd_correct(
+                    model,
+                    images,  # noqa: B023
+                    labels,  # noqa: B023
+                    ids,  # noqa: B023
+                    attack,
+                    steps,
+                    seed,
+                    stream + restart,
+                )
                 survives &= run[steps]
             return survives
 
@@ -116,7 +125,9 @@ def _every_attack_on_every_example(
         dlr = apgd_correct(model, images, labels, ids, threat, "dlr", seed, APGD_DLR)
         transfer = clean.clone()
         for restart in range(threat.restarts):
-            crafted = pgd_images(base, images, labels, ids, threat, threat.steps, seed, TRANSFER + restart)
+            crafted = pgd_images(
+                base, images, labels, ids, threat, threat.steps, seed, TRANSFER + restart
+            )
             with torch.no_grad():
                 transfer &= model(crafted).argmax(1) == labels
         masks = {

@@ -25,8 +25,14 @@ import optuna
 import pytest
 import torch
 
-from search.timing import AgentError, AgentRefused, AgentUnreachable, check_agent
-from search.timing import time_onnx_local, time_onnx_remote
+from search.timing import (
+    AgentError,
+    AgentRefused,
+    AgentUnreachable,
+    check_agent,
+    time_onnx_local,
+    time_onnx_remote,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "agent-test-token-24"
@@ -227,8 +233,10 @@ def test_search_run_with_an_unreachable_agent_exits_2(
     path = write_config(agent_config(tiny_config, url))
     rc, out, err = run_cli(["run", str(path)])
     assert rc == 2 and out == ""
-    assert err.strip().splitlines()[-1].startswith(
-        f"search: error: latency.device: device agent at {url} is unreachable"
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"search: error: latency.device: device agent at {url} is unreachable")
     )
     assert not (tmp_path / "aer-search.db").exists()
 

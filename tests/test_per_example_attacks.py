@@ -78,7 +78,6 @@ def test_apgd_on_a_subset_breaks_what_it_breaks_on_all(tiny, loss: str) -> None:
     assert torch.equal(part, whole[rows])
 
 
-
 def test_apgd_draws_the_pending_start() -> None:
     """Inside torchattacks' apgd module, the random draw is the pending start, once."""
     import torchattacks

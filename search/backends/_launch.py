@@ -15,7 +15,6 @@ import optuna
 
 from search.config import StudyConfig
 from search.core import BadInput
-from search.timing import AgentError, check_agent
 from search.study import (
     StudySetup,
     anchor_points,
@@ -25,6 +24,7 @@ from search.study import (
     paper_grid_points,
     storage_url,
 )
+from search.timing import AgentError, check_agent
 
 BACKENDS = {"optuna": "search.backends._optuna", "ray": "search.backends._ray"}
 

@@ -88,9 +88,7 @@ def score_in_pool(
 
 def _start(config: StudyConfig, transfer: TransferSet) -> None:
     torch.set_num_threads(1)
-    _WORKER.update(
-        config=config, transfer=transfer, splits=load_splits(config.data, config.seed)
-    )
+    _WORKER.update(config=config, transfer=transfer, splits=load_splits(config.data, config.seed))
 
 
 def _score(trial: FrozenTrial, artifacts: Any) -> Scored:

@@ -16,13 +16,13 @@ from search.robust._attacks import (
     robust_accuracy,
     search_attacks,
 )
-from search.robust._cascade import Assessment, TransferSet, assess_attacks, transfer_set
 from search.robust._budgeted import (
     BudgetState,
     batch_indices,
     cosine_lr,
     finetune_images,
 )
+from search.robust._cascade import Assessment, TransferSet, assess_attacks, transfer_set
 from search.robust._cutoff_scale import CutoffScale
 from search.robust._finetune import (
     BatchLoss,

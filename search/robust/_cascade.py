@@ -203,7 +203,14 @@ def _pgd_survivors(
         if len(rows) == 0:
             break
         marks = pgd_correct(
-            model, images[rows], labels[rows], ids[rows.cpu()], threat, steps, seed, stream + restart
+            model,
+            images[rows],
+            labels[rows],
+            ids[rows.cpu()],
+            threat,
+            steps,
+            seed,
+            stream + restart,
         )
         survivors[rows] = marks[steps]
     return survivors

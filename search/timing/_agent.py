@@ -209,6 +209,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"search latency-agent: error: {problem}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     print(f"latency agent on http://{host}:{port} ({describe_device()})", file=sys.stderr)
     try:
         server.serve_forever()
@@ -221,7 +222,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m search.timing`: the agent, for a device without the full package."""
-    parser = argparse.ArgumentParser(prog="search latency-agent", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="search latency-agent", description=__doc__.split("\n")[0]
+    )
     add_arguments(parser)
     logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
     return serve(parser.parse_args(argv))

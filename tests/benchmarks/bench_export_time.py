@@ -87,7 +87,9 @@ def main() -> None:
             args.keep.mkdir(parents=True, exist_ok=True)
             shutil.copy(root / "aer-search.db", args.keep / "aer-search.db")
             shutil.copytree(
-                root / "aer-search.artifacts", args.keep / "aer-search.artifacts", dirs_exist_ok=True
+                root / "aer-search.artifacts",
+                args.keep / "aer-search.artifacts",
+                dirs_exist_ok=True,
             )
         export_seconds = run_command(["pareto", "--export", "export"], root, cache)
         size = front_size(root / "export")
