@@ -19,6 +19,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,18 +32,24 @@ import optuna
 RESULTS = Path(__file__).parent / "results" / "digits-export-time.md"
 STUDY = "aer-digits"
 HEADER = (
-    "| date (UTC) | label | trials | run s | export s | export / run | front | "
-    "per member s | load avg (1, 5, 15 min) |\n"
+    "| date (UTC) | label | trials | run s (CPU s) | export s (CPU s) | export / run | front | "
+    "export CPU s per member | load avg (1, 5, 15 min) |\n"
     "|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
-def run_command(arguments: list[str], workdir: Path, cache: Path) -> float:
+def run_command(arguments: list[str], workdir: Path, cache: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the command and its children, e.g.
+    the export's worker processes): CPU time says more than wall time on a busy machine."""
     command = [sys.executable, "-m", "search.cli", "-q", *arguments]
     env = {**os.environ, "AER_SEARCH_CACHE": str(cache)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def drop_assessments(db: Path) -> None:
@@ -77,7 +84,7 @@ def main() -> None:
     try:
         if args.study_dir is None:
             arguments = ["run"] + (["--trials", str(args.trials)] if args.trials else [])
-            run_seconds: float | None = run_command(arguments, root, cache)
+            run_seconds: tuple[float, float] | None = run_command(arguments, root, cache)
         else:
             run_seconds = None
             shutil.copy(args.study_dir / "aer-search.db", root / "aer-search.db")
@@ -96,20 +103,25 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    run_text = f"{run_seconds:.1f}" if run_seconds is not None else "(reused)"
-    ratio = f"{export_seconds / run_seconds:.2f}" if run_seconds else "-"
-    per_member = export_seconds / max(size, 1)
-    print(f"{'':<22}{'value':>12}")
-    print(f"{'search run (s)':<22}{run_text:>12}")
-    print(f"{'pareto --export (s)':<22}{export_seconds:>12.1f}")
-    print(f"{'export / run':<22}{ratio:>12}")
-    print(f"{'front members':<22}{size:>12d}")
-    print(f"{'export s per member':<22}{per_member:>12.1f}")
-    print(f"{'load average':<22}{load:>12}")
+    export_wall, export_cpu = export_seconds
+    if run_seconds is not None:
+        run_text = f"{run_seconds[0]:.1f} ({run_seconds[1]:.1f})"
+        ratio = f"{export_wall / run_seconds[0]:.2f} ({export_cpu / run_seconds[1]:.2f} CPU)"
+    else:
+        run_text, ratio = "(reused)", "-"
+    export_text = f"{export_wall:.1f} ({export_cpu:.1f})"
+    per_member = export_cpu / max(size, 1)
+    print(f"{'':<26}{'wall s (CPU s)':>24}")
+    print(f"{'search run':<26}{run_text:>24}")
+    print(f"{'pareto --export':<26}{export_text:>24}")
+    print(f"{'export / run':<26}{ratio:>24}")
+    print(f"{'front members':<26}{size:>24d}")
+    print(f"{'export CPU s per member':<26}{per_member:>24.1f}")
+    print(f"{'load average':<26}{load:>24}")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     trials = str(args.trials or "preset")
     row = (
-        f"| {stamp} | {args.label} | {trials} | {run_text} | {export_seconds:.1f} | {ratio} | "
+        f"| {stamp} | {args.label} | {trials} | {run_text} | {export_text} | {ratio} | "
         f"{size} | {per_member:.1f} | {load} |\n"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
