@@ -26,12 +26,14 @@ same attack, run on a smaller batch, not the same draw.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 import torchattacks
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 
 from search.config import EvaluationConfig, SanityConfig
@@ -77,22 +79,40 @@ def batches(
         yield images.to(device), labels.to(device), ids
 
 
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode with its weights fixed for the attacks: no weight gradients,
+    and each fake-quant parametrization computed once (`parametrize.cached`) instead of on
+    every forward pass: the same values, so the same numbers, about a tenth faster.
+    Restores the mode, `requires_grad` and torch's generator (AutoAttack reseeds it)."""
+    was_training = model.training
+    wanted = [(p, p.requires_grad) for p in model.parameters()]
+    rng_state = torch.random.get_rng_state()
+    model.eval()
+    for parameter, _ in wanted:
+        parameter.requires_grad_(False)
+    try:
+        with parametrize.cached():
+            yield
+    finally:
+        for parameter, flag in wanted:
+            parameter.requires_grad_(flag)
+        torch.random.set_rng_state(rng_state)
+        model.train(was_training)
+
+
 def transfer_set(
     base: nn.Module, loader: DataLoader, threat: EvaluationConfig, device: torch.device, seed: int
 ) -> TransferSet:
     """The search attack crafted on `base` for every test example, per restart."""
-    was_training = base.training
-    base.eval()
     per_restart: list[list[torch.Tensor]] = [[] for _ in range(threat.restarts)]
-    try:
+    with frozen(base):
         for images, labels, ids in batches(loader, device):
             for restart, rows in enumerate(per_restart):
                 adversarial = pgd_images(
                     base, images, labels, ids, threat, threat.steps, seed, TRANSFER + restart
                 )
                 rows.append(adversarial.cpu())
-    finally:
-        base.train(was_training)
     return TransferSet([torch.cat(rows) if rows else torch.empty(0) for rows in per_restart])
 
 
@@ -109,20 +129,14 @@ def assess_attacks(
     """Clean, search-attack and final-attack accuracy of `model` on `loader` (unshuffled)
     and, with `sanity`, the large-epsilon, more-steps and (with `transfer`) transfer
     checks, every attack running only on the examples still standing."""
-    was_training = model.training
-    model.eval()
-    rng_state = torch.random.get_rng_state()  # AutoAttack reseeds torch's generator
     counts = dict.fromkeys(("total", "clean", "few", "many", "final", "large", "transfer"), 0)
-    try:
+    with frozen(model):
         for images, labels, ids in batches(loader, device):
             for name, mask in _batch(
                 model, images, labels, ids, threat, sanity, seed, n_classes, transfer
             ).items():
                 counts[name] += int(mask.sum().item())
             counts["total"] += len(labels)
-    finally:
-        torch.random.set_rng_state(rng_state)
-        model.train(was_training)
     total = max(counts["total"], 1)
     share = {name: count / total for name, count in counts.items()}
     test = {
