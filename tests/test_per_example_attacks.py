@@ -91,3 +91,48 @@ def test_apgd_draws_the_pending_start() -> None:
     assert stand_in.rand(torch.Size([2, 1, 3, 3])) is start
     assert not torch.equal(stand_in.rand(torch.Size([2, 1, 3, 3])), start)  # torch's own
     assert stand_in.zeros(2).tolist() == [0.0, 0.0]  # everything else is torch
+
+
+def test_the_cascade_with_a_pgd_final_attack_equals_every_attack_on_every_example(tiny) -> None:
+    """`final_attack: pgd` (the default's APGD path is checked on a real study in
+    test_assess_parallel.py): the final PGD runs only on the search attack's survivors."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from search.config import SanityConfig
+    from search.robust import assess_attacks
+    from search.robust._cascade import FINAL_PGD, LARGE, SEARCH
+    from search.robust._sanity import large_epsilon_threat
+
+    model, images, labels = tiny
+    threat = dataclasses.replace(THREAT, final_attack="pgd", restarts=2, final_restarts=2)
+    sanity = SanityConfig(steps_factor=2)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=16)
+    cpu = torch.device("cpu")
+    cascade = assess_attacks(model, loader, threat, sanity, cpu, seed=3)
+
+    ids = torch.arange(len(labels))
+
+    def survives(attack: EvaluationConfig, steps: int, stream: int, restarts: int) -> torch.Tensor:
+        alive = torch.ones(len(labels), dtype=torch.bool)
+        for restart in range(restarts):
+            run = pgd_correct(model, images, labels, ids, attack, steps, 3, stream + restart)
+            alive &= run[steps]
+        return alive
+
+    with torch.no_grad():
+        clean = model(images).argmax(1) == labels
+    few = clean & survives(threat, threat.steps, SEARCH, 2)
+    final = few & survives(threat, threat.final_steps, FINAL_PGD, 2)
+    many = clean & survives(threat, threat.steps * 2, SEARCH, 2)
+    large = clean & survives(large_epsilon_threat(threat, sanity), threat.steps, LARGE, 2)
+    n = len(labels)
+    assert cascade.test == {
+        "clean_accuracy": int(clean.sum()) / n,
+        "robust_accuracy": int(few.sum()) / n,
+        "robust_accuracy_final": int(final.sum()) / n,
+    }
+    # the search attack broke some, so the final attack ran on fewer examples than all
+    assert int(final.sum()) <= int(few.sum()) < int(clean.sum())
+    details = {c.name: c.detail for c in cascade.checks}
+    assert f"{int(many.sum()) / n:.4f} at {threat.steps * 2}" in details["more-steps"]
+    assert f"robust {int(large.sum()) / n:.4f}" in details["large-epsilon"]
