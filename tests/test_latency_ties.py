@@ -86,3 +86,13 @@ def test_a_device_url_is_taken_and_threads_are_the_devices() -> None:
     config = parse_config({"latency": {"device": "http://192.168.1.20:8765", "threads": 512}})
     assert config.latency.device == "http://192.168.1.20:8765"
     assert config.latency.token_env == "AER_SEARCH_AGENT_TOKEN"
+
+
+def test_the_service_refuses_a_submitted_device_agent() -> None:
+    """The server would send its agent token to whatever URL a submitted config names."""
+    from search.service._intake import check_trusted
+
+    raw = {"latency": {"device": "http://10.0.0.9:8765"}}
+    with pytest.raises(BadInput, match="'latency.device': a submitted config may not"):
+        check_trusted(raw, allow_plugins=False, storage="sqlite:///s.db")
+    check_trusted(raw, allow_plugins=True, storage="sqlite:///s.db")  # the operator trusts it
