@@ -18,7 +18,7 @@ PACKAGES = ("search", "spaces", "objectives")
 # above it ("search" itself names only the root package)
 LAYERS: list[tuple[str, ...]] = [
     ("search._legacy",),
-    ("search", "search.core"),
+    ("search", "search.core", "search.timing"),
     ("search.config",),
     ("spaces", "search.zoo"),
     ("search.robust", "search.compress"),

@@ -8,6 +8,7 @@ points by the one process that creates it) and the chosen backend runs its budge
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 import optuna
@@ -24,6 +25,7 @@ from search.study import (
     paper_grid_points,
     storage_url,
 )
+from search.timing import AgentError, check_agent
 
 BACKENDS = {"optuna": "search.backends._optuna", "ray": "search.backends._ray"}
 
@@ -38,6 +40,31 @@ def get_backend(name: str) -> ModuleType:
         raise BadInput(
             f"--backend {name} needs Ray Tune: pip install 'aer-search[ray]' ({exc})"
         ) from None
+
+
+def check_latency_device(config: StudyConfig) -> None:
+    """With `latency.device`, the agent must answer and take the token before anything
+    is written (BadInput, one line, otherwise); a trial whose timing fails later (the
+    agent went away) fails alone, with the reason, and the study goes on."""
+    latency = config.latency
+    if latency.device is None:
+        return
+    token = os.environ.get(latency.token_env, "")
+    if not token:
+        raise BadInput(
+            f"latency.device: set ${latency.token_env} (latency.token_env) to the token "
+            f"the agent at {latency.device} was started with"
+        )
+    try:
+        health = check_agent(latency.device, token)
+    except AgentError as exc:
+        raise BadInput(f"latency.device: {exc}") from None
+    cores = health.get("cores")
+    if isinstance(cores, int) and latency.threads > cores:
+        raise BadInput(
+            f"config field 'latency.threads' must be <= the device's {cores} cores, "
+            f"got {latency.threads}"
+        )
 
 
 def launch(
@@ -59,6 +86,7 @@ def launch(
     runner = get_backend(backend)
     if address:
         runner.check_address(address)
+    check_latency_device(config)
     setup = StudySetup.build(config)  # bad checkpoint or data root fail here, before writing
     if baseline == "paper-grid":
         first_points = paper_grid_points(config)

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from search.cli._agent import LatencyAgent
 from search.cli._base import Command, add_study_arguments
 from search.cli._proxy import StorageProxy
 from search.cli._registries import Objectives, Spaces
@@ -32,6 +33,7 @@ COMMANDS: dict[str, type[Command]] = {
         Trials,
         Objectives,
         Spaces,
+        LatencyAgent,
     )
 }
 

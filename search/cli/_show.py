@@ -100,12 +100,19 @@ class Pareto(Command):
         """Every front member: search numbers, or re-assessed on the test split."""
         import pandas as pd
 
-        from search.front import assess_front, assessed_row, front_frame, front_trials
+        from search.front import (
+            assess_front,
+            assessed_row,
+            front_frame,
+            front_trials,
+            mark_latency_ties,
+        )
 
         if validation_only:
             return front_frame(study)
         reports = assess_front(study, config, artifacts)
-        return pd.DataFrame([assessed_row(t, reports[t.number]) for t in front_trials(study)])
+        rows = [assessed_row(t, reports[t.number]) for t in front_trials(study)]
+        return pd.DataFrame(mark_latency_ties(study, rows))
 
 
 def print_history(study: Any, as_json: bool) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +34,7 @@ from search.compress import _int8 as int8
 from search.compress._onnx import ort_session, shipped_onnx
 from search.compress._quantization import bake
 from search.config import LatencyConfig
+from search.timing import time_onnx_remote
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -91,7 +93,7 @@ def measure_latency(
     float form is timed.
     """
     if config.runtime == "onnxruntime":
-        if device.type == "cpu":
+        if device.type == "cpu" or config.device is not None:
             use_calibration = calibration if config.int8 else None
             return measure_onnx_latency(model, input_shape, config, use_calibration)
         log.info("latency.runtime onnxruntime times on the CPU only; timing torch on %s", device)
@@ -128,10 +130,22 @@ def measure_onnx_latency(
     calibration: Callable[[], list[torch.Tensor]] | None = None,
 ) -> LatencyStats:
     """Time the ONNX file that ships for `model` (int8 with `calibration`, when every
-    layer has <= 8 bits) in an onnxruntime CPU session with `config.threads` threads."""
+    layer has <= 8 bits) in an onnxruntime CPU session with `config.threads` threads:
+    here, or on the device whose agent `config.device` names (`search.timing`)."""
     wanted = calibration is not None and int8.int8_applicable(model)
     images = calibration() if calibration is not None and wanted else None
     graph, form = shipped_onnx(model, input_shape, images)
+    if config.device is not None:  # a device agent times it, on the user's device
+        remote = time_onnx_remote(
+            config.device,
+            os.environ.get(config.token_env, ""),
+            graph.SerializeToString(),
+            config.batch_size,
+            config.threads,
+            config.warmup,
+            config.repeats,
+        )
+        return LatencyStats(remote.median_ms, remote.min_ms, remote.max_ms, form)
     session = ort_session(graph, threads=config.threads)
     inputs = np.random.default_rng(0).random((config.batch_size, *input_shape), np.float32)
     timings = time_session(session, inputs, config)

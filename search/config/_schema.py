@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search.core import BadInput, check_device_name, close_matches
+from search.timing import TOKEN_ENV
 
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
@@ -279,18 +282,64 @@ class LatencyConfig:
     # provider; the default, as its latency follows the work (FLOPs) best (README,
     # bench_latency_runtimes.py). torch: the faster torch form (float, torch.ao int8)
     runtime: str = "onnxruntime"
+    # a device agent's URL (`search latency-agent` on the user's device, docs/latency-agent.md):
+    # the ONNX files are timed there, not here; its token is read from the environment
+    # variable named by `token_env` and never stored with the study
+    device: str | None = None
+    token_env: str = TOKEN_ENV
+    # relative difference of latency below which two front members count as equally fast:
+    # the front flags a member that is there only by such a difference (`latency_resolved`)
+    tolerance: float = 0.1
 
     def validate(self) -> None:
         _choice("latency.runtime", self.runtime, RUNTIMES)
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)
+        _finite("latency.tolerance", self.tolerance)
+        if not 0 <= self.tolerance < 1:
+            raise BadInput(
+                f"config field 'latency.tolerance' must be in [0, 1) (a relative "
+                f"difference), got {self.tolerance}"
+            )
+        if self.device is not None:
+            _check_agent_url(self.device, self.runtime, self.token_env)
+            return  # the threads are the device's: the agent checks them against its cores
         cores = os.cpu_count() or 1
         if self.threads > cores:  # more would time the scheduler, not the model
             raise BadInput(
                 f"config field 'latency.threads' must be <= this machine's "
                 f"{cores} cores, got {self.threads}"
             )
+
+
+def _check_agent_url(url: Any, runtime: str, token_env: Any) -> None:
+    """`latency.device`: http(s)://HOST[:PORT][/], no credentials, query or fragment."""
+    allowed = "an agent's URL such as http://192.168.1.20:8765"
+    if not isinstance(url, str):
+        raise BadInput(f"config field 'latency.device' must be {allowed}, got {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise BadInput(f"config field 'latency.device' has a bad port: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"config field 'latency.device' must be {allowed}, got {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise BadInput(
+            "config field 'latency.device' must not hold credentials, a query or a fragment "
+            "(the token goes in the environment variable latency.token_env names)"
+        )
+    if runtime != "onnxruntime":
+        raise BadInput(
+            "config field 'latency.device' needs latency.runtime: onnxruntime "
+            f"(the agent times ONNX files), got {runtime!r}"
+        )
+    if not isinstance(token_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
+        raise BadInput(
+            "config field 'latency.token_env' must name an environment variable "
+            f"(letters, digits, _), got {token_env!r}"
+        )
 
 
 @dataclass

@@ -33,25 +33,23 @@ from search.config import StudyConfig
 from search.core import resolve_device
 from search.front._pool import pool_size, score_in_pool
 from search.front._rows import front_trials
-from search.front._scoring import TEST_BATCH, score_member
-from search.robust import (
-    Check,
-    clean_accuracy,
-    describe,
-    final_attacks,
-    robust_accuracy,
-    warn_failures,
-)
+from search.front._scoring import TEST_BATCH, score_member, transfer_for
+from search.robust import Check, TransferSet, assess_attacks, describe, warn_failures
 from search.study import final_key, load_base, trial_model
 from search.zoo import Splits, load_splits, make_loader
 
 log = logging.getLogger(__name__)
 
 
+ASSESSMENT = "cascade-1"  # how the attacks are run (`search.robust.assess_attacks`)
+
+
 def fingerprint(config: StudyConfig) -> str:
-    """What a stored assessment depends on: threat model, checks, latency settings."""
+    """What a stored assessment depends on: threat model, checks, latency settings (not
+    the front's latency tolerance or the token's variable) and how the attacks run."""
+    latency = {k: v for k, v in vars(config.latency).items() if k not in ("tolerance", "token_env")}
     return json.dumps(
-        [vars(config.evaluation), vars(config.sanity), vars(config.latency)], sort_keys=True
+        [vars(config.evaluation), vars(config.sanity), latency, ASSESSMENT], sort_keys=True
     )
 
 
@@ -103,14 +101,18 @@ def _assess_missing(
         f", {count} processes side by side" if count > 1 else "",
     )
     start = time.monotonic()
+    clock = time.monotonic()
+    transfer = transfer_for(base, config, splits, device)
+    shared = time.monotonic() - clock  # crafted once for the front: each member's share
     for done, (trial, model, scores, seconds) in enumerate(
-        _scored(missing, config, splits, base, artifacts, device, count, start), start=1
+        _scored(missing, config, splits, transfer, artifacts, device, count, start), start=1
     ):
         clock = time.monotonic()
         model = model if model is not None else _load(trial, artifacts, device)
         latency = retime(model, config, splits, device)
         # the re-assessment's own cost: the member's scoring and its re-timing
-        result = {**scores, "latency": latency, "seconds": seconds + time.monotonic() - clock}
+        seconds += time.monotonic() - clock + shared / len(missing)
+        result = {**scores, "latency": latency, "seconds": seconds}
         study.set_user_attr(final_key(trial.number), {**result, "fingerprint": key})
         elapsed = time.monotonic() - start
         left = elapsed / done * (len(missing) - done)
@@ -129,7 +131,7 @@ def _scored(
     trials: list[FrozenTrial],
     config: StudyConfig,
     splits: Splits,
-    base: nn.Module,
+    transfer: TransferSet,
     artifacts: Any,
     device: torch.device,
     workers: int,
@@ -141,7 +143,7 @@ def _scored(
         for trial in trials:
             clock = time.monotonic()
             model = _load(trial, artifacts, device)
-            scores = score_member(model, base, config, splits, device)
+            scores = score_member(model, transfer, config, splits, device)
             yield trial, model, scores, time.monotonic() - clock
         return
 
@@ -155,13 +157,13 @@ def _scored(
         )
 
     try:
-        results = score_in_pool(trials, config, base, artifacts, workers, scored)
+        results = score_in_pool(trials, config, transfer, artifacts, workers, scored)
     except BrokenProcessPool:  # spawned workers re-import an unguarded __main__ script
         log.warning(
             "worker processes died before scoring (a script calling this without "
             "`if __name__ == '__main__':`?); scoring the front in this process"
         )
-        yield from _scored(trials, config, splits, base, artifacts, device, 1, start)
+        yield from _scored(trials, config, splits, transfer, artifacts, device, 1, start)
         return
     for trial in trials:
         scores, seconds = results[trial.number]
@@ -183,7 +185,8 @@ def assess_member(
 ) -> dict[str, Any]:
     """One member's assessment: test scores and sanity checks, then its re-timing."""
     model = _load(trial, artifacts, device)
-    scores = score_member(model, base, config, splits, device)
+    transfer = transfer_for(base, config, splits, device)
+    scores = score_member(model, transfer, config, splits, device)
     return {**scores, "latency": retime(model, config, splits, device)}
 
 
@@ -206,17 +209,12 @@ def retime(
 def score_on_test(
     model: nn.Module, config: StudyConfig, splits: Splits, device: torch.device
 ) -> dict[str, float]:
-    """Clean, search-attack and final-attack accuracy on the test split (seeded)."""
+    """Clean, search-attack and final-attack accuracy on the test split (seeded), as
+    the re-assessment computes them (`search.robust.assess_attacks`), without the checks."""
     loader = make_loader(splits.test, TEST_BATCH)
+    n_classes = splits.info.num_classes
     threat = config.evaluation
-    final = final_attacks(threat, seed=config.seed, n_classes=splits.info.num_classes)
-    return {
-        "clean_accuracy": clean_accuracy(model, loader, device),
-        "robust_accuracy": robust_accuracy(model, loader, threat, device, config.seed),
-        "robust_accuracy_final": robust_accuracy(
-            model, loader, threat, device, config.seed, attacks=final
-        ),
-    }
+    return assess_attacks(model, loader, threat, None, device, config.seed, n_classes).test
 
 
 def _clock(seconds: float) -> str:

@@ -57,7 +57,13 @@ from search.front._history import hypervolume_history
 from search.front._page import write_front_page
 from search.front._parity import int8_parity
 from search.front._plot import plot_front, plot_hypervolume_history, plot_latency_vs_flops
-from search.front._rows import assessed_row, frame_json, front_trials, trials_frame
+from search.front._rows import (
+    assessed_row,
+    frame_json,
+    front_trials,
+    mark_latency_ties,
+    trials_frame,
+)
 from search.robust import describe
 from search.study import METRICS, WEIGHTS_ARTIFACT, WIDTHS, fetch_artifact, storage_file
 from search.zoo import Splits, load_splits, make_loader
@@ -108,7 +114,7 @@ def export_front(
             )
             for trial in members
         ]
-        table = pd.DataFrame(rows)
+        table = pd.DataFrame(mark_latency_ties(study, rows))
         table.to_csv(staging / "pareto.csv", index=False)
         (staging / "pareto.json").write_text(frame_json(table))
         plot_front(trials_frame(study), table, staging / "pareto.png", study.study_name)

@@ -6,7 +6,8 @@ A rule is constraints joined by `and` (`latency_ms <= 0.2 and size_bytes < 9000`
 the objective chooses among what is left (default: the study's first objective, in its
 direction). `knee` is the member nearest the ideal point once each of the study's
 objectives is min-max normalised over the members left, so that no objective's unit
-(bytes against milliseconds) outweighs another.
+(bytes against milliseconds) outweighs another. `latency_resolved >= 1` keeps the members
+that are on the front by more than latency can resolve (`_rows.latency_ties`).
 
 The parser is written by hand (no eval: a rule may come from an HTTP query), and every
 error is one BadInput line: what could not be read and the grammar, an unknown metric
@@ -22,15 +23,21 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import optuna
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from objectives import BUILT_IN_METRICS
 from search.config import StudyConfig
 from search.core import TEST_METRICS, BadInput, close_matches
 from search.front._assess import assess_front
-from search.front._rows import assessed_row, front_trials, trial_row
-from search.study import CONFIG, METRICS
+from search.front._rows import (
+    RESOLVED,
+    assessed_row,
+    front_trials,
+    mark_latency_ties,
+    study_objectives,
+    trial_row,
+)
+from search.study import METRICS
 
 # a metric with one of these prefixes comes from the test-split re-assessment
 TEST_PREFIXES = ("test_", "retimed_")
@@ -220,18 +227,7 @@ def allowed_metrics(trials: Iterable[FrozenTrial]) -> list[str]:
     names = dict.fromkeys(BUILT_IN_METRICS)
     for trial in trials:
         names.update(dict.fromkeys(trial.user_attrs.get(METRICS, {})))
-    return [*names, *TEST_METRICS]
-
-
-def study_objectives(study: optuna.Study) -> dict[str, str]:
-    """The study's objectives in order, each to "maximize" or "minimize"."""
-    names = study.metric_names or study.user_attrs.get(CONFIG, {}).get("objectives")
-    if not names:
-        names = [f"values_{i}" for i in range(len(study.directions))]
-    return {
-        name: "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
-        for name, direction in zip(names, study.directions, strict=True)
-    }
+    return [*names, RESOLVED, *TEST_METRICS]
 
 
 def pick_member(
@@ -255,4 +251,5 @@ def pick_member(
         rows = [assessed_row(t, reports[t.number]) for t in trials]
     else:
         rows = [trial_row(t) for t in trials]
+    rows = mark_latency_ties(study, rows)
     return dict(pick_row(rows, rule, study_objectives(study), field))

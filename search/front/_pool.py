@@ -9,8 +9,9 @@ Only the attacks run here; re-timing stays in the main process, one model at a t
 after the pool is done, as the evaluation rules require.
 
 Workers are spawned, not forked: a forked child of a process that has used torch's
-OpenMP threads can hang. Each loads the data splits once and receives the base model
-once (the transfer check crafts on it).
+OpenMP threads can hang. Each loads the data splits once and receives, once, the
+transfer check's images (crafted on the base model before the pool starts,
+`_scoring.transfer_for`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Any
 
 import torch
 from optuna.trial import FrozenTrial
-from torch import nn
 
 from search.config import StudyConfig
 from search.front._scoring import score_member
+from search.robust import TransferSet
 from search.study import trial_model
 from search.zoo import load_splits
 
@@ -64,7 +65,7 @@ def pool_size(members: int, device: torch.device, artifacts: Any) -> int:
 def score_in_pool(
     trials: Sequence[FrozenTrial],
     config: StudyConfig,
-    base: nn.Module,
+    transfer: TransferSet,
     artifacts: Any,
     workers: int,
     on_scored: Callable[[FrozenTrial, int], None] | None = None,
@@ -74,7 +75,7 @@ def score_in_pool(
     context = multiprocessing.get_context("spawn")
     results: dict[int, Scored] = {}
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start, initargs=(config, base.cpu())
+        workers, mp_context=context, initializer=_start, initargs=(config, transfer)
     ) as pool:
         futures = {pool.submit(_score, trial, artifacts): trial for trial in trials}
         for future in as_completed(futures):
@@ -85,9 +86,9 @@ def score_in_pool(
     return results
 
 
-def _start(config: StudyConfig, base: nn.Module) -> None:
+def _start(config: StudyConfig, transfer: TransferSet) -> None:
     torch.set_num_threads(1)
-    _WORKER.update(config=config, base=base, splits=load_splits(config.data, config.seed))
+    _WORKER.update(config=config, transfer=transfer, splits=load_splits(config.data, config.seed))
 
 
 def _score(trial: FrozenTrial, artifacts: Any) -> Scored:
@@ -95,6 +96,6 @@ def _score(trial: FrozenTrial, artifacts: Any) -> Scored:
     model, _ = trial_model(trial, artifacts)
     device = torch.device("cpu")
     scores = score_member(
-        model.to(device), _WORKER["base"], _WORKER["config"], _WORKER["splits"], device
+        model.to(device), _WORKER["transfer"], _WORKER["config"], _WORKER["splits"], device
     )
     return scores, time.monotonic() - clock

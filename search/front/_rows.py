@@ -7,7 +7,7 @@ A row holds a trial's number, state, every metric, its params and its failure re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import mean
 from typing import Any
 
@@ -18,8 +18,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives import BUILT_IN_METRICS
 from search.core import non_dominated
-from search.study import FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS
+from search.study import CONFIG, FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS
 
+LATENCY = "latency_ms"
+DEFAULT_TOLERANCE = 0.1  # latency.tolerance of a study stored before it existed
+RESOLVED = "latency_resolved"  # 1: on the front by more than latency can resolve; 0: not
+TIES = "latency_ties"  # the members that cover it once latencies within tolerance are equal
 CONSTRAINTS_KEY = "constraints"  # the system attr where Optuna keeps constraint values
 UNFINISHED_REASON = "stopped without a result (worker killed or interrupted)"
 
@@ -108,7 +112,65 @@ def _feasible(trial: FrozenTrial) -> bool:
 
 
 def front_frame(study: optuna.Study) -> pd.DataFrame:
-    return pd.DataFrame([trial_row(t) for t in front_trials(study)])
+    return pd.DataFrame(mark_latency_ties(study, [trial_row(t) for t in front_trials(study)]))
+
+
+def study_objectives(study: optuna.Study) -> dict[str, str]:
+    """The study's objectives in order, each to "maximize" or "minimize"."""
+    names = study.metric_names or study.user_attrs.get(CONFIG, {}).get("objectives")
+    if not names:
+        names = [f"values_{i}" for i in range(len(study.directions))]
+    return {
+        name: "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
+        for name, direction in zip(names, study.directions, strict=True)
+    }
+
+
+def mark_latency_ties(study: optuna.Study, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` (front members) with `latency_resolved` and `latency_ties`, when latency is
+    one of the study's objectives; the study's `latency.tolerance` (stored config)."""
+    latency = study.user_attrs.get(CONFIG, {}).get("latency", {})
+    tolerance = latency.get("tolerance", DEFAULT_TOLERANCE)
+    return latency_ties(rows, study_objectives(study), tolerance)
+
+
+def latency_ties(
+    rows: list[dict[str, Any]], objectives: Mapping[str, str], tolerance: float
+) -> list[dict[str, Any]]:
+    """Flag the members that are on the front only by a latency difference smaller than
+    `tolerance` (relative: |a - b| <= tolerance * max(a, b)).
+
+    Member A is tied (`latency_resolved` 0, `latency_ties` naming the others) when another
+    member B is as fast within the tolerance, at least as good on every other objective
+    and better on one: with latencies that close treated as equal, B dominates A. Rows
+    change in place and are returned; without a latency objective they are left as is.
+    """
+    if LATENCY not in objectives:
+        return rows
+    others = [(name, d) for name, d in objectives.items() if name != LATENCY]
+    for row in rows:
+        ties = [other["trial"] for other in rows if _covers(other, row, others, tolerance)]
+        row[RESOLVED] = 0 if ties else 1
+        row[TIES] = "/".join(str(number) for number in ties)
+    return rows
+
+
+def _covers(
+    b: Mapping[str, Any], a: Mapping[str, Any], others: list[tuple[str, str]], tolerance: float
+) -> bool:
+    """Whether B dominates A once latencies within `tolerance` count as equal."""
+    if b is a:
+        return False
+    try:
+        fast_a, fast_b = float(a[LATENCY]), float(b[LATENCY])
+        pairs = [(float(a[name]), float(b[name]), d) for name, d in others]
+    except (KeyError, TypeError, ValueError):
+        return False
+    if abs(fast_a - fast_b) > tolerance * max(fast_a, fast_b):
+        return False
+    sign = {"maximize": -1.0, "minimize": 1.0}
+    gaps = [sign[d] * (value_b - value_a) for value_a, value_b, d in pairs]  # < 0: B better
+    return all(gap <= 0 for gap in gaps) and any(gap < 0 for gap in gaps)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -125,6 +187,7 @@ TABLE_COLUMNS = [
     "epochs",
     "budget",
     "rungs",
+    RESOLVED,
 ]
 
 

@@ -23,6 +23,7 @@ from search.robust._budgeted import (
     cosine_lr,
     finetune_images,
 )
+from search.robust._cascade import Assessment, TransferSet, assess_attacks, transfer_set
 from search.robust._cutoff_scale import CutoffScale
 from search.robust._epoch_checkpoint import EpochCheckpoint
 from search.robust._finetune import (
@@ -50,6 +51,7 @@ from search.robust._sanity import (
 from search.robust._trades import kl_to, trades_examples, trades_loss, trades_objective
 
 __all__ = [
+    "Assessment",
     "AttackFactory",
     "BatchLoss",
     "BudgetState",
@@ -83,6 +85,9 @@ __all__ = [
     "trades_loss",
     "trades_objective",
     "kl_to",
+    "TransferSet",
+    "assess_attacks",
     "transfer_not_stronger",
+    "transfer_set",
     "warn_failures",
 ]

@@ -47,10 +47,19 @@ def large_epsilon_breaks(
     device: torch.device,
     seed: int = 0,
 ) -> Check:
-    big = dataclasses.replace(
+    big = large_epsilon_threat(threat, sanity)
+    return large_epsilon_check(robust_accuracy(model, loader, big, device, seed), sanity)
+
+
+def large_epsilon_threat(threat: EvaluationConfig, sanity: SanityConfig) -> EvaluationConfig:
+    """The search attack at the large budget (Linf, step a quarter of the budget)."""
+    return dataclasses.replace(
         threat, norm="linf", epsilon=sanity.large_epsilon, step_size=sanity.large_epsilon / 4
     )
-    robust = robust_accuracy(model, loader, big, device, seed)
+
+
+def large_epsilon_check(robust: float, sanity: SanityConfig) -> Check:
+    """The large-epsilon check, from the robust accuracy at the large budget."""
     return Check(
         "large-epsilon",
         robust < sanity.large_epsilon_max,
@@ -74,10 +83,18 @@ def more_steps_do_not_help(
     many = robust_accuracy(
         model, loader, threat, device, seed, attacks=search_attacks(threat, steps=many_steps)
     )
+    return more_steps_check(few, many, threat, sanity)
+
+
+def more_steps_check(
+    few: float, many: float, threat: EvaluationConfig, sanity: SanityConfig
+) -> Check:
+    """The more-steps check, from robust accuracy at the threat's steps and at more."""
     return Check(
         "more-steps",
         many <= few + sanity.noise,
-        f"robust {few:.4f} at {threat.steps} steps, {many:.4f} at {many_steps}",
+        f"robust {few:.4f} at {threat.steps} steps, "
+        f"{many:.4f} at {threat.steps * sanity.steps_factor}",
     )
 
 
@@ -93,6 +110,11 @@ def transfer_not_stronger(
 ) -> Check:
     white_box = _white_box(model, loader, threat, device, seed, white_box)
     transfer = robust_accuracy(model, loader, threat, device, seed, source=base)
+    return transfer_check(white_box, transfer, sanity)
+
+
+def transfer_check(white_box: float, transfer: float, sanity: SanityConfig) -> Check:
+    """The transfer check, from white-box and transfer-from-base robust accuracy."""
     return Check(
         "transfer",
         transfer >= white_box - sanity.transfer_margin,

@@ -116,6 +116,11 @@ def check_trusted(raw: dict[str, Any], allow_plugins: bool, storage: str) -> Non
                 f"config field '{'.'.join(path)}' names a path on the server "
                 f"({value!r}); a submitted config may not; {TRUST_HINT}"
             )
+    if _get(raw, ("latency", "device")) is not None:  # the server would send its token there
+        raise BadInput(
+            "config field 'latency.device': a submitted config may not make the server "
+            f"contact a device agent; {TRUST_HINT}"
+        )
     if _get(raw, ("data", "download")) is True:
         raise BadInput(
             f"config field 'data.download': a submitted config may not make the "

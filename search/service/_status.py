@@ -19,7 +19,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search.front import front_trials, trial_row
+from search.front import front_trials, mark_latency_ties, trial_row
 from search.service._runs import RunState
 from search.study import CONFIG, SURPLUS
 
@@ -167,7 +167,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The validation front, as the rows of `search pareto --json --validation-only`."""
-    return [_plain(trial_row(t)) for t in front_of(study)]
+    rows = mark_latency_ties(study, [trial_row(t) for t in front_of(study)])
+    return [_plain(row) for row in rows]
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
