@@ -94,8 +94,14 @@ def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
         return stored  # a field was removed or renamed: compare as stored, and refuse
 
 
+# fields inside a section that do not change how trials are scored: the test subset
+# only sizes the front's re-assessment, which reads the study's own stored config
+NOT_SCORING = {("data", "test_samples")}
+
+
 def check_compatible(stored: dict[str, Any], given: dict[str, Any], study: str) -> None:
     """Refuse to mix trials scored under different rules in one study."""
+    stored, given = _without_not_scoring(stored), _without_not_scoring(given)
     for key in sorted(set(stored) | set(given)):
         if key in RESUMABLE_FIELDS:
             continue
@@ -105,6 +111,14 @@ def check_compatible(stored: dict[str, Any], given: dict[str, Any], study: str) 
                 f"(stored {json.dumps(stored.get(key))}, given {json.dumps(given.get(key))}); "
                 f"use another --study name"
             )
+
+
+def _without_not_scoring(config: dict[str, Any]) -> dict[str, Any]:
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for section, key in NOT_SCORING:
+        if isinstance(config.get(section), dict):
+            config[section].pop(key, None)
+    return config
 
 
 def open_stored_study(
