@@ -57,6 +57,7 @@ from search.study._open import (
     open_study,
 )
 from search.study._progress import Progress
+from search.study._reading import fast_journal_replay, rdb_storage, read_trials
 from search.study._resolve import (
     config_from_dict,
     directions,
@@ -197,6 +198,9 @@ __all__ = [
     "objective_point",
     "obtain_base_model",
     "open_storage",
+    "rdb_storage",
+    "read_trials",
+    "fast_journal_replay",
     "open_stored_study",
     "open_study",
     "paper_grid_points",

@@ -131,6 +131,9 @@ def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
     loser retries, and then finds the schema made.
     """
     if url.startswith(JOURNAL):
+        from search.study._reading import fast_journal_replay
+
+        fast_journal_replay()
         return JournalStorage(JournalFileBackend(str(_journal_path(url))))
     kwargs: dict[str, Any] = {}
     if heartbeat:
