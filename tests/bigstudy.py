@@ -51,14 +51,16 @@ RUNG_BUDGETS = [2000, 6000, 18000, 54000]  # the default fidelity's rungs
 START = datetime(2026, 1, 1, 12, 0, 0)
 
 
-def distributions() -> dict[str, BaseDistribution]:
-    """The default digits space's params, as `search run` suggests them."""
+def distributions(fidelity: bool = True) -> dict[str, BaseDistribution]:
+    """The default digits space's params, as `search run` suggests them (with
+    multi-fidelity the rungs set the fine-tuning budget: no `epochs`)."""
     found: dict[str, BaseDistribution] = {
         f"sparsity.{layer}": FloatDistribution(0.0, 0.75, step=0.05) for layer in LAYERS
     }
     found.update({f"bits.{layer}": CategoricalDistribution(BITS) for layer in QUANTIZED})
     found["epsilon"] = FloatDistribution(0.0, 0.2, step=0.02)
-    found["epochs"] = IntDistribution(0, 3)
+    if not fidelity:
+        found["epochs"] = IntDistribution(0, 3)
     found["strategy"] = CategoricalDistribution(STRATEGIES)
     return found
 
@@ -81,7 +83,7 @@ def make_trials(
     """`n` finished trials with random values: complete, some failed; with `fidelity`,
     each complete trial has 1 to 4 rungs (its values are its last rung's)."""
     rng = random.Random(seed)
-    space = distributions()
+    space = distributions(fidelity)
     trials = []
     for number in range(n):
         params = {name: _draw(rng, dist) for name, dist in space.items()}
@@ -100,7 +102,7 @@ def make_trials(
             )
         else:
             metrics, rungs = _metrics(rng, params, fidelity)
-            attrs.update(_complete_attrs(rng, params, metrics))
+            attrs.update(_complete_attrs(rng, params, metrics, len(rungs)))
             if rungs:
                 attrs["rungs"] = rungs
             trials.append(
@@ -173,7 +175,7 @@ def _metrics(
 
 
 def _complete_attrs(
-    rng: random.Random, params: dict[str, Any], metrics: dict[str, float]
+    rng: random.Random, params: dict[str, Any], metrics: dict[str, float], rungs: int
 ) -> dict[str, Any]:
     seconds = {name: rng.uniform(0.001, 0.4) for name in ["compress", "finetune", *metrics]}
     seconds.update(cpu=sum(seconds.values()), store=rng.uniform(0.01, 0.03))
@@ -192,7 +194,7 @@ def _complete_attrs(
         "plan": {
             "strategy": params["strategy"] if params["epsilon"] else "standard",
             "epsilon": params["epsilon"] if params["strategy"] != "standard" else 0.0,
-            "epochs": params["epochs"],
+            "epochs": params.get("epochs", rungs),
             "from_scratch": False,
         },
         "seconds": seconds,

@@ -165,6 +165,13 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return [_plain(trial_row(t)) for t in read_trials(study)]
 
 
+def trial_page(study: optuna.Study, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows of the trials `offset` to `offset + limit` (in number order), and how many
+    trials the study holds; rows are made for the page only."""
+    trials = read_trials(study)
+    return [_plain(trial_row(t)) for t in trials[offset : offset + limit]], len(trials)
+
+
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The validation front, as the rows of `search pareto --json --validation-only`."""
     return [_plain(trial_row(t)) for t in front_of(study)]

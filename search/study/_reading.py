@@ -3,11 +3,12 @@
 Why not `study.get_trials`: on a database Optuna builds every trial through the ORM
 (a mapped object per param, value and attribute row: 25 s for 10,000 default-study
 trials on SQLite) and parses each param's distribution JSON twice. `read_trials` reads
-the same five tables with plain SQL rows in one transaction, builds each `FrozenTrial`
+the same five tables with plain SQL rows on one connection, builds each `FrozenTrial`
 as Optuna's `RDBStorage` does, and parses each distinct distribution once. In a long-
-lived process (the service) finished trials are kept, per storage and study, and only
-new or unfinished trials are read again: a finished trial is never modified (the stored-
-study contract, search/study/_stored.py).
+lived process (the service) finished trials are kept, per storage object and study, and
+only new or unfinished trials are read again (one small query on the trials table says
+which): a finished trial is never modified (the stored-study contract,
+search/study/_stored.py).
 
 Other storages (the journal file, in memory) keep the study in memory once replayed and
 read through `study.get_trials(deepcopy=False)`; `fast_journal_replay` makes the replay
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Container, Iterable
 from typing import Any
@@ -31,7 +33,10 @@ from optuna.trial import FrozenTrial, TrialState
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 _CHUNK = 500  # trial ids per IN (...) list: under every database's limit on variables
 _lock = threading.Lock()
-_kept: dict[tuple[str, int], dict[int, FrozenTrial]] = {}  # (engine url, study id)
+# per storage object (a long-lived process keeps one), per study id: finished trials
+_kept: weakref.WeakKeyDictionary[RDBStorage, dict[int, dict[int, FrozenTrial]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def read_trials(
@@ -77,7 +82,6 @@ def _read_rdb(storage: RDBStorage, study_id: int) -> list[FrozenTrial]:
     from optuna.storages._rdb import models
     from sqlalchemy import select
 
-    key = (storage.engine.url.render_as_string(), study_id)
     trial_table = models.TrialModel.__table__
     with storage.engine.connect() as connection:
         heads = connection.execute(
@@ -92,13 +96,27 @@ def _read_rdb(storage: RDBStorage, study_id: int) -> list[FrozenTrial]:
             .order_by(trial_table.c.number)
         ).all()
         with _lock:
-            kept = dict(_kept.get(key, {}))
+            kept = dict(_kept.get(storage, {}).get(study_id, {}))
+        kept = {h.trial_id: kept[h.trial_id] for h in heads if _same(kept.get(h.trial_id), h)}
         wanted = [h for h in heads if h.trial_id not in kept]
         if wanted:
             kept.update(_build(connection, study_id, wanted, everything=len(wanted) == len(heads)))
     with _lock:
-        _kept[key] = {i: t for i, t in kept.items() if t.state in _FINISHED}
+        finished = {i: t for i, t in kept.items() if t.state in _FINISHED}
+        _kept.setdefault(storage, {})[study_id] = finished
     return [kept[h.trial_id] for h in heads]
+
+
+def _same(trial: FrozenTrial | None, head: Any) -> bool:
+    """A kept trial still is what the trials table says (a deleted study's ids reused
+    by a new one would not be)."""
+    return (
+        trial is not None
+        and trial.number == head.number
+        and trial.state == head.state
+        and trial.datetime_start == head.datetime_start
+        and trial.datetime_complete == head.datetime_complete
+    )
 
 
 def _build(
