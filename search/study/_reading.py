@@ -75,7 +75,7 @@ def fast_journal_replay() -> None:
     """
     from optuna.storages.journal import _storage as journal
 
-    journal.json_to_distribution = _distribution  # type: ignore[attr-defined]
+    journal.json_to_distribution = _distribution
 
 
 def _read_rdb(storage: RDBStorage, study_id: int) -> list[FrozenTrial]:
@@ -84,6 +84,10 @@ def _read_rdb(storage: RDBStorage, study_id: int) -> list[FrozenTrial]:
 
     trial_table = models.TrialModel.__table__
     with storage.engine.connect() as connection:
+        # the trials table first: a trial it reads as finished had every row written
+        # before (Optuna writes values and state in one transaction), so its rows read
+        # next are complete; one that finishes meanwhile reads as running, is not kept,
+        # and is read again next time
         heads = connection.execute(
             select(
                 trial_table.c.trial_id,
