@@ -34,7 +34,7 @@ from search.service._intake import (
     submitted_config,
 )
 from search.service._service import Service
-from search.study import CONFIG
+from search.study import CONFIG, read_trials
 
 # 200, not the intake's 100: a study made by `search run` elsewhere may be longer
 NAME_PATTERN = rf"^[{NAME_CHARS}]{{1,200}}$"
@@ -299,7 +299,7 @@ def export_member(request: Request, name: StudyName, number: TrialNumber) -> Fil
     service = _service(request)
     study = _study(service, name)
     if number not in {t.number for t in _status.front_of(study)}:
-        if number >= len(study.trials):
+        if number >= len(read_trials(study)):
             raise NotFound(f"study {name!r} has no trial {number}")
         raise NotFound(
             f"trial {number} of study {name!r} is not on the front; only front members are exported"
