@@ -79,8 +79,9 @@ def commands(url: str, work: Path, config: Path) -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
-def service_child(url: str, data_dir: str, n: int) -> None:
-    """In the child process: the app on `url`, each endpoint twice; JSON on stdout."""
+def service_child(url: str, data_dir: str, n: int, with_cpu: bool) -> None:
+    """In the child process: the app on `url`, each endpoint twice; JSON on stdout:
+    per endpoint [first s, again s] (and their CPU seconds `with_cpu`)."""
     from fastapi.testclient import TestClient
 
     from search.service import ServiceSettings, create_app
@@ -90,14 +91,15 @@ def service_child(url: str, data_dir: str, n: int) -> None:
     timings = {}
     for label, path in ENDPOINTS:
         path = path.format(name=STUDY, last=max(n - 100, 0))
-        seconds = []
+        seconds, cpu = [], []
         for _ in range(2):
-            start = time.perf_counter()
-            response = client.get(path)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            response = client.get(path)  # the client waits: this process does only this
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             if response.status_code != 200:
                 raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
-        timings[label] = seconds
+        timings[label] = seconds + cpu if with_cpu else seconds
     print(json.dumps(timings))
 
 
@@ -148,10 +150,11 @@ def measure(storage: str, n: int, work: Path, env: dict[str, str]) -> list[dict[
             rows.append(_row(storage, n, label, wall, cpu, rss))
             print(_line(rows[-1]), file=sys.stderr, flush=True)
         child = [sys.executable, __file__, "--service-child", url, str(work / "data"), str(n)]
-        wall, cpu, rss, out = run_measured(child, env)
+        wall, cpu, rss, out = run_measured([*child, "--with-cpu"], env)
         timings = json.loads(out.strip().splitlines()[-1])
-        for label, (cold, warm) in timings.items():
-            rows.append(_row(storage, n, f"{label} (first, then again)", cold, warm=warm, rss=rss))
+        for label, (cold, warm, cold_cpu, _) in timings.items():
+            what = f"{label} (first, then again)"
+            rows.append(_row(storage, n, what, cold, cpu=cold_cpu, warm=warm, rss=rss))
             print(_line(rows[-1]), file=sys.stderr, flush=True)
         return rows
     finally:
@@ -184,7 +187,8 @@ def table(rows: list[dict[str, Any]], loads: list[tuple[float, float, float]]) -
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
         f"CPU cores; load average (1, 5, 15 min) at start {loads[0]}, at end {loads[-1]}.",
         "Each command is its own process (imports included); service rows are one process "
-        "holding the app: the first request, then the same again. RSS: that process's peak.",
+        "holding the app: the first request, then the same again (CPU: the first's). "
+        "RSS: that process's peak.",
         "",
         "| storage | trials | what | wall s | CPU s | peak RSS MB |",
         "|---|---:|---|---:|---:|---:|",
@@ -201,10 +205,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "tests/benchmarks/results/read-scale.md")
     parser.add_argument("--service-child", nargs=3, metavar=("URL", "DATA_DIR", "N"))
+    parser.add_argument("--with-cpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.service_child:
         url, data_dir, n = args.service_child
-        service_child(url, data_dir, int(n))
+        service_child(url, data_dir, int(n), args.with_cpu)
         return
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
     loads = [os.getloadavg()]
