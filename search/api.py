@@ -29,7 +29,7 @@ from torch import nn
 
 from search.config import StudyConfig
 from search.core import BadInput
-from search.study import METRICS, config_from_dict, load_config, storage_url
+from search.study import METRICS, config_from_dict, load_config, read_trials, storage_url
 
 
 def run_search(
@@ -127,7 +127,7 @@ class StudyResult(Sequence[FrontMember]):
     def __repr__(self) -> str:
         return (
             f"StudyResult(study {self.study.study_name!r}: {len(self)} front members of "
-            f"{len(self.study.trials)} trials)"
+            f"{len(read_trials(self.study))} trials)"
         )
 
     def pick(self, rule: str) -> FrontMember:

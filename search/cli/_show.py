@@ -143,8 +143,9 @@ def print_history(study: Any, as_json: bool) -> None:
 def print_study_header(study: Any, config: Any) -> None:
     """Threat model and the base model's sanity checks, above the front."""
     from search.robust import describe
+    from search.study import read_trials
 
-    print(f"study {study.study_name!r}: {len(study.trials)} trials")
+    print(f"study {study.study_name!r}: {len(read_trials(study))} trials")
     print(f"search attack (validation): {describe(config.evaluation)}")
     print(f"final attack (test):        {describe(config.evaluation, final=True)}")
     if config.constraints:

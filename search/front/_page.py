@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from objectives import BUILT_IN_METRICS
 from search.front._pick import TEST_METRICS, study_objectives
 from search.front._rows import _feasible, front_trials
-from search.study import METRICS
+from search.study import METRICS, read_trials
 
 PLACEHOLDER = "{{DATA}}"
 PLOT_JS = "{{PLOT_JS}}"  # search/front/static/plot.js, inlined: the page stays one file
@@ -46,7 +46,7 @@ def front_page(data: dict[str, Any]) -> str:
 
 def front_data(study: optuna.Study, members: pd.DataFrame) -> dict[str, Any]:
     """What the page draws: points, the axes a user may choose, the default axes."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = read_trials(study, states=(TrialState.COMPLETE,))
     front = {t.number for t in front_trials(study, trials)}
     tested = {int(row["trial"]): row for row in members.to_dict("records")}
     points = [_point(t, t.number in front, tested.get(t.number, {})) for t in trials]

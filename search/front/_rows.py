@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives import BUILT_IN_METRICS
 from search.core import non_dominated
-from search.study import CONFIG, FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS
+from search.study import CONFIG, FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS, read_trials
 
 LATENCY = "latency_ms"
 DEFAULT_TOLERANCE = 0.1  # latency.tolerance of a study stored before it existed
@@ -95,7 +95,7 @@ def front_trials(study: optuna.Study, trials: list[FrozenTrial] | None = None) -
     first (0.8 s of a 1,000-trial status request). Feasible means every constraint
     Optuna stored is <= 0, as Optuna decides it.
     """
-    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    trials = read_trials(study) if trials is None else trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE and _feasible(t)]
     signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
     points = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in complete]
@@ -174,7 +174,7 @@ def _covers(
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    return pd.DataFrame([trial_row(t) for t in study.get_trials(deepcopy=False)])
+    return pd.DataFrame([trial_row(t) for t in read_trials(study)])
 
 
 TABLE_COLUMNS = [

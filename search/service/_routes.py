@@ -34,13 +34,15 @@ from search.service._intake import (
     submitted_config,
 )
 from search.service._service import Service
-from search.study import CONFIG
+from search.study import CONFIG, read_trials
 
 # 200, not the intake's 100: a study made by `search run` elsewhere may be longer
 NAME_PATTERN = rf"^[{NAME_CHARS}]{{1,200}}$"
 StudyName = Annotated[str, Path(pattern=NAME_PATTERN, description="study name")]
 TrialNumber = Annotated[int, Path(ge=0, le=10**9, description="trial number")]
 PICK_FIELD = "query parameter 'pick'"
+DEFAULT_PAGE = 100  # trials per page of /trials unless `limit` says otherwise
+MAX_PAGE = 5000  # a page of the largest `limit`: a few MB of JSON
 
 
 class Problem(BaseModel):
@@ -169,10 +171,20 @@ def get_study(request: Request, name: StudyName) -> dict[str, Any]:
 
 
 @router.get("/studies/{name}/trials")
-def get_trials(request: Request, name: StudyName) -> dict[str, Any]:
-    """Every trial as `search trials --json` prints it."""
+def get_trials(
+    request: Request,
+    name: StudyName,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="first trial of the page")] = 0,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_PAGE, description=f"trials in the page (at most {MAX_PAGE})"),
+    ] = DEFAULT_PAGE,
+) -> dict[str, Any]:
+    """One page of trials in number order, as `search trials --json` prints them;
+    `total` says how many there are (ask again with `offset` + `limit` for the next)."""
     study = _study(_service(request), name)
-    return {"study": name, "trials": _status.trial_rows(study)}
+    rows, total = _status.trial_page(study, offset, limit)
+    return {"study": name, "offset": offset, "limit": limit, "total": total, "trials": rows}
 
 
 @router.get("/studies/{name}/front")
@@ -287,7 +299,7 @@ def export_member(request: Request, name: StudyName, number: TrialNumber) -> Fil
     service = _service(request)
     study = _study(service, name)
     if number not in {t.number for t in _status.front_of(study)}:
-        if number >= len(study.trials):
+        if number >= len(read_trials(study)):
             raise NotFound(f"study {name!r} has no trial {number}")
         raise NotFound(
             f"trial {number} of study {name!r} is not on the front; only front members are exported"

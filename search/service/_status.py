@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.front import front_trials, mark_latency_ties, trial_row
 from search.service._runs import RunState
-from search.study import CONFIG, SURPLUS
+from search.study import CONFIG, SURPLUS, read_trials
 
 COUNTED = {
     "complete": TrialState.COMPLETE,
@@ -57,7 +57,7 @@ def summary(
     """Counts, best values, front size, timing and state of one study."""
     attrs = study.user_attrs if study else {}
     config = attrs.get(CONFIG)
-    trials = study.get_trials(deepcopy=False) if study else []
+    trials = read_trials(study) if study else []
     states = Counter(t.state for t in trials)
     counts = {key: states[state] for key, state in COUNTED.items()}
     budgeted = [t for t in trials if not t.user_attrs.get(SURPLUS)]
@@ -162,7 +162,14 @@ def _timing(
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial, as the rows of `search trials --json` (keys that would be null left
     out, numbers exactly as stored)."""
-    return [_plain(trial_row(t)) for t in study.get_trials(deepcopy=False)]
+    return [_plain(trial_row(t)) for t in read_trials(study)]
+
+
+def trial_page(study: optuna.Study, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows of the trials `offset` to `offset + limit` (in number order), and how many
+    trials the study holds; rows are made for the page only."""
+    trials = read_trials(study)
+    return [_plain(trial_row(t)) for t in trials[offset : offset + limit]], len(trials)
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ from search.study._promotion import (
     replay_decisions,
 )
 from search.study._proxy import GRPC, check_listen, is_proxy_url, serve_proxy
+from search.study._reading import fast_journal_replay, rdb_storage, read_trials
 from search.study._resolve import (
     config_from_dict,
     directions,
@@ -234,6 +235,9 @@ __all__ = [
     "objective_point",
     "obtain_base_model",
     "open_storage",
+    "rdb_storage",
+    "read_trials",
+    "fast_journal_replay",
     "open_stored_study",
     "open_study",
     "paper_grid_points",

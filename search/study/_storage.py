@@ -144,6 +144,9 @@ def open_storage(url: str, heartbeat: bool = True) -> BaseStorage:
     loser retries, and then finds the schema made.
     """
     if url.startswith(JOURNAL):
+        from search.study._reading import fast_journal_replay
+
+        fast_journal_replay()
         return JournalStorage(JournalFileBackend(str(_journal_path(url))))
     if is_proxy_url(url):  # no heartbeat through it: search.study._heartbeat's own beat
         return open_proxy(url)

@@ -91,13 +91,25 @@ async function submitConfig() {
 
 // ---- one study -----------------------------------------------------------------------
 
+const TRIAL_PAGE = 5000;  // the service's largest page of /trials
+
+// every trial of a study, page after page (the service pages /trials)
+async function allTrials(name) {
+  const trials = [];
+  for (let offset = 0; ; offset += TRIAL_PAGE) {
+    const page = await api(`/api/studies/${name}/trials?offset=${offset}&limit=${TRIAL_PAGE}`);
+    trials.push(...page.trials);
+    if (page.trials.length === 0 || trials.length >= page.total) return { trials };
+  }
+}
+
 async function refreshStudy() {
   if (!openStudy) return;
   const name = encodeURIComponent(openStudy);
   let summary, trials, front, volume;
   try {
     [summary, trials, front, volume] = await Promise.all([api(`/api/studies/${name}`),
-      api(`/api/studies/${name}/trials`).catch(() => ({ trials: [] })),
+      allTrials(name).catch(() => ({ trials: [] })),
       api(`/api/studies/${name}/front`).catch(() => ({ members: [] })),
       api(`/api/studies/${name}/hypervolume`).catch(() => ({ history: [] }))]);
   } catch (error) {
