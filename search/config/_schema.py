@@ -21,6 +21,7 @@ DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8, 32)  # 16 bits exists for the paper's grid
 STRATEGIES = ("standard", "adversarial", "blind")
 SAMPLERS = ("tpe", "gp", "nsga2", "random")
 RUNTIMES = ("torch", "onnxruntime")  # what times the latency objective (LatencyConfig)
+LATENCY_MODES = ("predicted", "measured")  # a trial's latency: the study's model, or a timing
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -259,9 +260,14 @@ class LatencyConfig:
     # provider; the default, as its latency follows the work (FLOPs) best (README,
     # bench_latency_runtimes.py). torch: the faster torch form (float, torch.ao int8)
     runtime: str = "onnxruntime"
+    # predicted: from the study's latency model (search.latency_model), calibrated once
+    # per study; the same number for the same trial at any machine load. measured: each
+    # trial timed as it finishes (noisy on a busy machine). The front is re-timed either way
+    mode: str = "measured"
 
     def validate(self) -> None:
         _choice("latency.runtime", self.runtime, RUNTIMES)
+        _choice("latency.mode", self.mode, LATENCY_MODES)
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)

@@ -25,10 +25,11 @@ from search.latency_model._features import (
     layer_shapes,
     spatial_sizes,
 )
-from search.latency_model._model import FormCosts, LatencyModel, fit_costs
+from search.latency_model._model import FORMAT, FormCosts, LatencyModel, fit_costs
 
 __all__ = [
     "FLOAT",
+    "FORMAT",
     "FORMS",
     "INT8",
     "KERNEL_RULES",

@@ -100,9 +100,7 @@ def layer_shapes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> list[La
             linear = layer
             assert isinstance(linear, nn.Linear)
             shapes.append(
-                LayerShape(
-                    name, False, linear.in_features, linear.out_features, 1, 1, in_pixels, 1
-                )
+                LayerShape(name, False, linear.in_features, linear.out_features, 1, 1, in_pixels, 1)
             )
     return shapes
 

@@ -49,6 +49,12 @@ from search.study._fidelity import (
     rung_metrics_of_others,
     save_checkpoint,
 )
+from search.study._latency import (
+    calibrate_setup,
+    ensure_latency_model,
+    predicts_latency,
+    stored_latency_model,
+)
 from search.study._open import (
     RESUMABLE_FIELDS,
     check_compatible,
@@ -96,6 +102,7 @@ from search.study._stored import (
     FAIL_REASON,
     FEASIBLE,
     FINAL_PREFIX,
+    LATENCY_MODEL,
     METRICS,
     NOTES,
     PLAN,
@@ -126,6 +133,11 @@ from search.study._trial import (
 from search.study._warm_start import ANCHORS, anchor_points
 
 __all__ = [
+    "LATENCY_MODEL",
+    "calibrate_setup",
+    "ensure_latency_model",
+    "predicts_latency",
+    "stored_latency_model",
     "ALLOWED",
     "ANCHORS",
     "BASELINES",

@@ -154,6 +154,11 @@ def score(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Every metric of the study on the validation split, and the trial's notes."""
     cfg = setup.config
+    if cfg.latency.mode == "predicted" and setup.latency_model is None:
+        # a trial run outside a study (run_trial by hand, the objective contract suite)
+        from search.study._latency import calibrate_setup
+
+        setup.latency_model = calibrate_setup(setup)
     ctx = TrialContext(
         model=model.eval(),
         params=dict(params),
@@ -163,6 +168,7 @@ def score(
         input_shape=setup.input_shape,
         seed=cfg.seed,
         train_loader=setup.train_loader,
+        latency_model=setup.latency_model,
     )
     metrics = {}
     for name in setup.metric_names():
