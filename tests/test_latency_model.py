@@ -14,9 +14,9 @@ import optuna
 import pytest
 import torch
 import yaml
+from conftest import TINY, run_cli
 from torch import nn
 
-from conftest import TINY, run_cli
 from search.compress import prune, quantize_weights, weighted_layers
 from search.config import LatencyConfig
 from search.front import front_frame

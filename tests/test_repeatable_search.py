@@ -16,7 +16,6 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-
 from conftest import TINY, run_cli
 
 
@@ -42,8 +41,7 @@ def test_the_same_config_and_seed_give_the_same_trials_and_front(tmp_path: Path)
 
     def trials(study: optuna.Study) -> list[tuple[str, dict[str, Any], Any, dict[str, float]]]:
         return [
-            (t.state.name, t.params, t.values, t.user_attrs.get("metrics"))
-            for t in study.trials
+            (t.state.name, t.params, t.values, t.user_attrs.get("metrics")) for t in study.trials
         ]
 
     assert len(first.trials) == 6
