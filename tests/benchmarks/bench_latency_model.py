@@ -12,8 +12,9 @@ form ships, or one layer at 32 bits, so the float form ships), time each as a tr
 timed (`search.compress.measure_latency`, the median of `--repeats`) and compare with
 the prediction; each is timed twice, and the share of second timings within +-10% of
 the first is the noise floor no predictor can beat. Prints a table (share within +-10%
-of the measured median, median |error|, calibration seconds) and writes tests/benchmarks/results/latency-model-accuracy.md
-with the load average, as timings on a busy machine are noisier.
+of the measured median, median |error|, calibration seconds) and writes
+tests/benchmarks/results/latency-model-accuracy.md with the load average, as timings on
+a busy machine are noisier.
 """
 
 from __future__ import annotations
