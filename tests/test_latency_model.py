@@ -28,7 +28,15 @@ from search.latency_model import (
     calibration_sparsities,
     study_sparsities,
 )
-from search.study import LATENCY_MODEL, NOTES, artifact_store, trial_model, with_stored_defaults
+from search.study import (
+    LATENCY_MODEL,
+    NOTES,
+    artifact_store,
+    config_from_dict,
+    setup_from_study,
+    trial_model,
+    with_stored_defaults,
+)
 
 FAST = LatencyConfig(warmup=2, repeats=5)
 CPU = torch.device("cpu")
@@ -137,6 +145,11 @@ def test_a_predicted_study_stores_its_model_and_every_trial_is_its_prediction(
         assert trial.user_attrs[NOTES]["latency"] == {"predicted_ms": predicted, "form": form}
     rows = front_frame(study)
     assert (rows["latency_ms_predicted"] == rows["latency_ms"]).all()
+
+    # a worker joining the study predicts with the stored model, not one of its own
+    worker = setup_from_study(study, config_from_dict(config), artifacts)
+    assert worker.latency_model is not None
+    assert worker.latency_model.to_dict() == study.user_attrs[LATENCY_MODEL]
 
     # resuming under the other mode would mix two latency scales in one study: refused
     config["latency"]["mode"] = "measured"
