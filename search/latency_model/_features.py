@@ -19,7 +19,7 @@ fits each class its own cost per multiply-accumulate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -162,7 +162,3 @@ def features(runtime: str, form: str, shapes: list[LayerShape]) -> dict[str, flo
             add("reordered", shape.in_channels * shape.in_pixels / 1e3)  # layout changes
         previous = kernel
     return found
-
-
-def shape_dicts(shapes: list[LayerShape]) -> list[dict[str, object]]:
-    return [asdict(shape) for shape in shapes]
