@@ -50,3 +50,25 @@ def test_the_same_config_and_seed_give_the_same_trials_and_front(tmp_path: Path)
     assert first.user_attrs["latency_model"] == second.user_attrs["latency_model"]
     # the sampler did read the values: TPE's draws differ from the seeded random start
     assert len({tuple(sorted(t.params.items())) for t in first.trials}) == 6
+
+
+def test_a_trial_trains_on_its_own_data_order_whatever_ran_before(tiny_setup: Any) -> None:
+    """The shared training loader is reseeded per trial: running other trials (or
+    drawing int8 calibration images) before it leaves its numbers unchanged."""
+    import dataclasses
+
+    from search.config import LatencyConfig
+    from search.study import run_trial
+
+    setup = dataclasses.replace(
+        tiny_setup, config=dataclasses.replace(tiny_setup.config, latency=LatencyConfig(int8=False))
+    )
+    params = {"sparsity.conv1": 0.25, "epsilon": 0.1, "epochs": 1}
+    scored = ("robust_accuracy", "clean_accuracy", "size_bytes")
+    first = run_trial(setup, params, number=5).metrics
+    for _ in range(2):  # passes over the same loader in between
+        for _ in setup.train_loader:
+            pass
+    run_trial(setup, {**params, "epochs": 0}, number=2)
+    again = run_trial(setup, params, number=5).metrics
+    assert {k: first[k] for k in scored} == {k: again[k] for k in scored}

@@ -30,7 +30,7 @@ from search.robust import (
     warn_failures,
 )
 from search.study._setup import StudySetup
-from search.zoo import training_loader
+from search.zoo import reseed_loader, training_loader
 from spaces import Plan
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def run_trial(
     seconds: dict[str, float] = {}
     cfg = setup.config
     torch.manual_seed(cfg.seed * 100_003 + number)
+    reseed_loader(setup.train_loader, cfg.seed * 100_003 + number)  # its own data order
     clock = time.perf_counter()
     plan = setup.plan(params)
     start = setup.fresh_model() if plan.from_scratch else setup.base_model
