@@ -33,7 +33,14 @@ def clean_accuracy(ctx: TrialContext) -> float:
 
 @objective("latency_ms", direction="minimize", deterministic=False)
 def latency_ms(ctx: TrialContext) -> float:
-    """Median forward time of the fastest deployable form (float or int8 kernels)."""
+    """Median forward time of the fastest deployable form (float or int8 kernels): timed
+    now, or with `latency.mode: predicted` the study's latency model's prediction."""
+    if ctx.config.latency.mode == "predicted":
+        if ctx.latency_model is None:
+            raise ValueError("latency.mode predicted needs the study's latency model")
+        predicted, form = ctx.latency_model.predict(ctx.model, ctx.config.latency.int8)
+        ctx.notes["latency"] = {"predicted_ms": predicted, "form": form}
+        return predicted
     calibration = ctx.calibration_images if ctx.train_loader is not None else None
     stats = compress.measure_latency(
         ctx.model, ctx.input_shape, ctx.config.latency, ctx.device, calibration

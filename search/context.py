@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from search.config import StudyConfig
+from search.latency_model import LatencyModel
 
 
 @dataclass
@@ -21,6 +22,7 @@ class TrialContext:
     `train_loader` the training split (for calibration, never for scoring);
     `input_shape` is one input's (C, H, W). Objectives may leave side facts in
     `notes` (for example the latency spread); they are stored with the trial.
+    `latency_model` is the study's (with `latency.mode: predicted`).
     """
 
     model: nn.Module
@@ -32,6 +34,7 @@ class TrialContext:
     seed: int = 0
     train_loader: DataLoader | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    latency_model: LatencyModel | None = None
 
     def calibration_images(self) -> list[torch.Tensor]:
         """Up to `latency.calibration_samples` training images, in batches."""

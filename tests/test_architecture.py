@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("search.config",),
     ("spaces", "search.zoo"),
     ("search.robust", "search.compress"),
+    ("search.latency_model",),
     ("search.context",),
     ("objectives",),
     ("search.study",),

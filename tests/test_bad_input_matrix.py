@@ -46,6 +46,7 @@ CONFIG_CASES = [
     ("seed", -1, ["seed"]),
     ("latency.threads", 10_000, ["latency.threads", "cores"]),
     ("latency.runtime", "tensorrt", ["latency.runtime", "torch, onnxruntime", "'tensorrt'"]),
+    ("latency.mode", "guess", ["latency.mode", "predicted, measured", "'guess'"]),
     ("data.batch_size", 1_000_000, ["data.batch_size", "training images"]),
     ("device", "cuda:x", ["device"]),
     ("device", "tpu", ["device"]),

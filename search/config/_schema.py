@@ -27,6 +27,7 @@ STRATEGIES = ("standard", "adversarial", "blind", "trades")
 DEFAULT_STRATEGIES = ("standard", "adversarial", "blind")
 SAMPLERS = ("tpe", "gp", "nsga2", "random")
 RUNTIMES = ("torch", "onnxruntime")  # what times the latency objective (LatencyConfig)
+LATENCY_MODES = ("predicted", "measured")  # a trial's latency: the study's model, or a timing
 CONSTRAINT_OPERATORS = ("<=", ">=")
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -282,6 +283,10 @@ class LatencyConfig:
     # provider; the default, as its latency follows the work (FLOPs) best (README,
     # bench_latency_runtimes.py). torch: the faster torch form (float, torch.ao int8)
     runtime: str = "onnxruntime"
+    # predicted: from the study's latency model (search.latency_model), calibrated once
+    # per study; the same number for the same trial at any machine load. measured: each
+    # trial timed as it finishes (noisy on a busy machine). The front is re-timed either way
+    mode: str = "measured"
     # a device agent's URL (`search latency-agent` on the user's device, docs/latency-agent.md):
     # the ONNX files are timed there, not here; its token is read from the environment
     # variable named by `token_env` and never stored with the study
@@ -293,6 +298,7 @@ class LatencyConfig:
 
     def validate(self) -> None:
         _choice("latency.runtime", self.runtime, RUNTIMES)
+        _choice("latency.mode", self.mode, LATENCY_MODES)
         for key in ("batch_size", "threads", "repeats", "calibration_samples"):
             _positive(f"latency.{key}", getattr(self, key))
         _positive("latency.warmup", self.warmup, allow_zero=True)

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives import BUILT_IN_METRICS
 from search.core import non_dominated
-from search.study import CONFIG, FAIL_REASON, FEASIBLE, METRICS, PLAN, RUNGS, read_trials
+from search.study import CONFIG, FAIL_REASON, FEASIBLE, METRICS, NOTES, PLAN, RUNGS, read_trials
 
 LATENCY = "latency_ms"
 DEFAULT_TOLERANCE = 0.1  # latency.tolerance of a study stored before it existed
@@ -34,6 +34,9 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
     row.update({name: metrics.get(name) for name in BUILT_IN_METRICS})
     row.update({k: v for k, v in metrics.items() if k not in row})
+    predicted = trial.user_attrs.get(NOTES, {}).get("latency", {}).get("predicted_ms")
+    if predicted is not None:  # latency.mode predicted; the export re-times it for real
+        row["latency_ms_predicted"] = predicted
     row.update(summarize_params(trial.params))
     plan = trial.user_attrs.get(PLAN)
     if plan:  # what the trial did, after decoding (a standard strategy has epsilon 0)

@@ -59,6 +59,12 @@ from search.study._heartbeat import (
     heartbeat_seconds,
     stale_trials,
 )
+from search.study._latency import (
+    calibrate_setup,
+    ensure_latency_model,
+    predicts_latency,
+    stored_latency_model,
+)
 from search.study._open import (
     RESUMABLE_FIELDS,
     check_compatible,
@@ -119,6 +125,7 @@ from search.study._stored import (
     FEASIBLE,
     FINAL_PREFIX,
     INTERRUPTED,
+    LATENCY_MODEL,
     METRICS,
     NOTES,
     PLAN,
@@ -149,6 +156,11 @@ from search.study._trial import (
 from search.study._warm_start import ANCHORS, anchor_points
 
 __all__ = [
+    "LATENCY_MODEL",
+    "calibrate_setup",
+    "ensure_latency_model",
+    "predicts_latency",
+    "stored_latency_model",
     "ALLOWED",
     "ANCHORS",
     "BASELINES",

@@ -21,6 +21,7 @@ from search.config import StudyConfig, parse_constraint
 from search.robust import describe, model_checks, trades_beta, warn_failures
 from search.study._base_model import base_training_cpu_seconds, load_base
 from search.study._fidelity import inherit_rungs, record_rung
+from search.study._latency import ensure_latency_model
 from search.study._promotion import claim_continuation
 from search.study._setup import StudySetup
 from search.study._stored import (
@@ -133,7 +134,8 @@ def weights_metadata(setup: StudySetup) -> dict[str, str]:
 
 
 def prepare_study(study: optuna.Study, setup: StudySetup, artifacts: Any) -> None:
-    """Once per study: keep the base model and record the study-wide sanity checks."""
+    """Once per study: keep the base model, record the study-wide sanity checks and
+    (latency.mode predicted) calibrate or load the latency model."""
     store_base(study, setup.base_model, artifacts)
     if BASE_CPU_SECONDS not in study.user_attrs:
         study.set_user_attr(BASE_CPU_SECONDS, base_training_cpu_seconds(setup.config))
@@ -142,6 +144,7 @@ def prepare_study(study: optuna.Study, setup: StudySetup, artifacts: Any) -> Non
         study.set_user_attr(
             BASE_SANITY, base_sanity(setup.base_model, setup.splits, setup.config, setup.device)
         )
+    ensure_latency_model(study, setup)
 
 
 def setup_from_study(
@@ -153,10 +156,13 @@ def setup_from_study(
     of its own, so every machine compresses the very weights the study started from.
     """
     if BASE_WEIGHTS not in study.user_attrs:
-        return StudySetup.build(config)  # the study's creator died before storing it
-    return StudySetup.build(
-        config, base=lambda splits, device: load_base(study, config, splits, artifacts, device)
-    )
+        setup = StudySetup.build(config)  # the study's creator died before storing it
+    else:
+        setup = StudySetup.build(
+            config, base=lambda splits, device: load_base(study, config, splits, artifacts, device)
+        )
+    ensure_latency_model(study, setup)
+    return setup
 
 
 def base_sanity(

@@ -18,6 +18,7 @@ from objectives import BUILT_IN_METRICS
 from search.compress import prunable_layers, weighted_layers
 from search.config import StudyConfig
 from search.core import BadInput, resolve_device
+from search.latency_model import LatencyModel
 from search.study._base_model import obtain_base_model
 from search.zoo import Splits, build_model, load_splits, make_loader, training_loader
 from spaces import Param, Plan, decode, expand
@@ -35,6 +36,8 @@ class StudySetup:
     val_loader: DataLoader
     prunable: list[str]
     quantizable: list[str]
+    # latency.mode predicted: the study's latency model (search.study._latency sets it)
+    latency_model: LatencyModel | None = None
 
     @classmethod
     def build(

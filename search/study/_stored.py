@@ -24,10 +24,14 @@ store (a folder) for weights. Guarantees, as aer-search relies on them:
   test-split assessment, keyed by the fingerprint of the settings it depends on.
 - `config` is read through `stored_config`: a field added later whose default would
   change an older study's meaning (`STORED_BEFORE`: `latency.runtime` is `torch` for a
-  study made before the field) reads as what that study was made with.
+  study made before the field, `latency.mode` is `measured`) reads as what that study
+  was made with.
+- With `latency.mode: predicted`, `latency_model` (the fitted costs, `search.latency_model`)
+  is written once, by the first process that needs it, before any trial is scored with
+  it; every process predicts with the stored one, so the same trial gets the same number.
 
 Study attrs:   config, base_weights_artifact, base_cpu_seconds, sanity.base, final.<N>,
-               ray.experiment
+               ray.experiment, latency_model
 Trial attrs:   worker, ray, surplus, interrupted, fail_reason, metrics, notes, widths, plan,
                feasible, seconds, weights_artifact, rungs, continues, sampler_seed, heartbeat
 
@@ -69,6 +73,7 @@ BASE_CPU_SECONDS = "base_cpu_seconds"
 BASE_SANITY = "sanity.base"
 FINAL_PREFIX = "final."  # + trial number: the test-split assessment
 RAY_EXPERIMENT = "ray.experiment"  # the Tune experiment still to finish
+LATENCY_MODEL = "latency_model"  # latency.mode predicted: the calibrated model, as a dict
 # trial user attrs
 WORKER = "worker"  # {"host", "pid"} of the process running it (`search run`, worker)
 RAY = "ray"  # {"node", "pid"} of the Ray worker that ran it
@@ -106,7 +111,10 @@ def stored_config(study: optuna.Study, wait_seconds: float = 10.0) -> dict[str, 
 
 # fields added with a default that would change what an older study's numbers mean,
 # and the value those studies were made with
-STORED_BEFORE = {("latency", "runtime"): "torch"}  # latency timed torch forms only
+STORED_BEFORE = {
+    ("latency", "runtime"): "torch",  # latency timed torch forms only
+    ("latency", "mode"): "measured",  # every trial was timed
+}
 
 
 def with_stored_defaults(config: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from search.robust import (
 )
 from search.study._epoch_finetune import finetune_epochs
 from search.study._setup import StudySetup
+from search.zoo import reseed_loader
 from spaces import Plan
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def run_trial(
     seconds: dict[str, float] = {}
     cfg = setup.config
     torch.manual_seed(cfg.seed * 100_003 + number)
+    reseed_loader(setup.train_loader, cfg.seed * 100_003 + number)  # its own data order
     clock = time.perf_counter()
     plan = setup.plan(params)
     start = setup.fresh_model() if plan.from_scratch else setup.base_model
@@ -160,6 +162,11 @@ def score(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Every metric of the study on the validation split, and the trial's notes."""
     cfg = setup.config
+    if cfg.latency.mode == "predicted" and setup.latency_model is None:
+        # a trial run outside a study (run_trial by hand, the objective contract suite)
+        from search.study._latency import calibrate_setup
+
+        setup.latency_model = calibrate_setup(setup)
     ctx = TrialContext(
         model=model.eval(),
         params=dict(params),
@@ -169,6 +176,7 @@ def score(
         input_shape=setup.input_shape,
         seed=cfg.seed,
         train_loader=setup.train_loader,
+        latency_model=setup.latency_model,
     )
     metrics = {}
     for name in setup.metric_names():

@@ -16,6 +16,7 @@ from search.zoo._data import (
     dataset_factory,
     load_splits,
     make_loader,
+    reseed_loader,
     resolve_root,
     training_loader,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "digits_cnn",
     "load_splits",
     "make_loader",
+    "reseed_loader",
     "resolve_factory",
     "resolve_root",
     "training_loader",

@@ -146,6 +146,20 @@ def training_loader(
     )
 
 
+def reseed_loader(loader: DataLoader, seed: int) -> None:
+    """Restart a loader's shuffling from `seed`.
+
+    A loader's generator advances each time it is iterated, so without this a trial's
+    data order would depend on every pass made before it in the same process (earlier
+    trials, int8 calibration): a resumed study or a second worker would train the same
+    trial on another order. Reseeded per trial, the order is the trial's own.
+    """
+    sampler = getattr(loader.sampler, "generator", None)
+    for generator in (getattr(loader, "generator", None), sampler):
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(seed)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
