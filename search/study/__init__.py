@@ -69,6 +69,7 @@ from search.study._samplers import (
     process_nonce,
     sampler_seed,
 )
+from search.study._runner import TRIAL_RUNNER_ENV, trial_runner
 from search.study._setup import StudySetup
 from search.study._storage import (
     ALLOWED,
@@ -123,6 +124,7 @@ from search.study._trial import (
     run_trial,
     score,
 )
+from search.study._trials_view import TrialsView, trials_view
 from search.study._warm_start import ANCHORS, anchor_points
 
 __all__ = [
@@ -148,6 +150,7 @@ __all__ = [
     "PAPER_SPARSITY",
     "PLAN",
     "Progress",
+    "TrialsView",
     "RAY",
     "RAY_EXPERIMENT",
     "RESUMABLE_FIELDS",
@@ -159,6 +162,7 @@ __all__ = [
     "SQLITE_HEADER",
     "STORAGE_ENV",
     "SURPLUS",
+    "TRIAL_RUNNER_ENV",
     "StudySetup",
     "TrialOutcome",
     "WEIGHTS_ARTIFACT",
@@ -218,6 +222,8 @@ __all__ = [
     "store_base",
     "stored_config",
     "suggest",
+    "trial_runner",
+    "trials_view",
     "trial_model",
     "upload_weights",
     "weights_metadata",

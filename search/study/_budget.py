@@ -2,7 +2,8 @@
 
 Several processes (workers, a Ray run) may share one study; each trial claims a slot
 among the study's `trials`, and a dead process's RUNNING trial is failed with its
-reason so that it does not hold a slot forever.
+reason so that it does not hold a slot forever. Every count here reads the process's
+trials view (`_trials_view`): what changed since its last read, not the whole study.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from optuna.trial import TrialState
 
 from search.core import alive
 from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
+from search.study._trials_view import trials_view
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +24,14 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 BUDGETED = (*FINISHED, TrialState.RUNNING)
 
 
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def finished_count(study: optuna.Study, max_age: float = 0.0) -> int:
+    """COMPLETE or FAIL trials (`max_age`: see `TrialsView.refresh`)."""
+    return trials_view(study).refresh(max_age).finished_count
 
 
-def budget_count(study: optuna.Study) -> int:
+def budget_count(study: optuna.Study, max_age: float = 0.0) -> int:
     """Trials that use up the budget: finished or running, but not surplus ones."""
-    return len(
-        [
-            t
-            for t in study.get_trials(deepcopy=False, states=BUDGETED)
-            if not t.user_attrs.get(SURPLUS)
-        ]
-    )
+    return trials_view(study).refresh(max_age).budget_count()
 
 
 def claim_slot(trial: optuna.Trial, budget: int) -> None:
@@ -45,12 +42,7 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
     running. The one over the line is kept as PRUNED with a note, never run, so no
     number is lost and the budget holds however many workers share the study.
     """
-    before = [
-        t
-        for t in trial.study.get_trials(deepcopy=False, states=BUDGETED)
-        if t.number < trial.number and not t.user_attrs.get(SURPLUS)
-    ]
-    if len(before) >= budget:
+    if trials_view(trial.study).refresh().budgeted_before(trial.number) >= budget:
         trial.set_user_attr(SURPLUS, True)
         trial.set_user_attr(
             FAIL_REASON,
@@ -59,14 +51,14 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
         raise optuna.TrialPruned()
 
 
-def fail_orphaned_trials(study: optuna.Study) -> None:
+def fail_orphaned_trials(study: optuna.Study, max_age: float = 0.0) -> None:
     """Fail RUNNING trials whose worker process on this host has died.
 
     RDB storages also notice dead workers by their heartbeat; a journal file has none,
     and this check covers what it is for: several processes on one machine.
     """
     host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in trials_view(study).refresh(max_age).running():
         worker = trial.user_attrs.get(WORKER, {})
         if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue

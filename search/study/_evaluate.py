@@ -21,6 +21,7 @@ from search.config import StudyConfig, parse_constraint
 from search.robust import describe, model_checks, warn_failures
 from search.study._base_model import base_training_cpu_seconds, load_base
 from search.study._fidelity import record_rung
+from search.study._runner import trial_runner
 from search.study._setup import StudySetup
 from search.study._stored import (
     BASE_CPU_SECONDS,
@@ -37,7 +38,7 @@ from search.study._stored import (
     store_base,
     upload_weights,
 )
-from search.study._trial import TrialOutcome, run_trial
+from search.study._trial import TrialOutcome
 from search.zoo import Splits, make_loader
 from spaces import CategoricalParam, FloatParam, IntParam, Param
 
@@ -69,7 +70,7 @@ def evaluate(
 
     try:
         params = {param.name: suggest(trial, param) for param in setup.space()}
-        outcome = run_trial(setup, params, trial.number, on_rung)
+        outcome = trial_runner()(setup, params, trial.number, on_rung)
         apply_constraints(trial, setup.config, outcome.metrics)
         clock = time.perf_counter()
         record(trial, setup, outcome, artifacts)
