@@ -64,12 +64,12 @@ from search.study._resolve import (
     metric_names,
     resolve,
 )
+from search.study._runner import TRIAL_RUNNER_ENV, trial_runner
 from search.study._samplers import (
     make_sampler,
     process_nonce,
     sampler_seed,
 )
-from search.study._runner import TRIAL_RUNNER_ENV, trial_runner
 from search.study._setup import StudySetup
 from search.study._storage import (
     ALLOWED,
