@@ -124,7 +124,7 @@ from search.study._trial import (
     run_trial,
     score,
 )
-from search.study._trials_view import TrialsView, trials_view
+from search.study._trials_view import TrialsView, add_to_front, trials_view
 from search.study._warm_start import ANCHORS, anchor_points
 
 __all__ = [
@@ -169,6 +169,7 @@ __all__ = [
     "WIDTHS",
     "WORKER",
     "absolute_url",
+    "add_to_front",
     "anchor_points",
     "apply_constraints",
     "artifact_dir",

@@ -50,7 +50,7 @@ def curve(params: dict[str, Any], fraction: float, seed: int = 0) -> dict[str, f
         0.15 + 0.6 * trained - 0.25 * sparsity**2 - 0.08 * low_bits - 0.3 * max(0, epsilon - 0.12)
     )
     ceiling += rng.gauss(0, 0.03)  # this configuration's own luck
-    speed = 2.0 + 3.0 * rng.random()  # how fast it learns
+    speed = 3.0 + 9.0 * rng.random()  # how fast it learns: most of it by a third
     start = 0.05
     robust = ceiling - (ceiling - start) * math.exp(-speed * fraction)
     robust = min(max(robust + rng.gauss(0, 0.005), 0.0), 0.99)
