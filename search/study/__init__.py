@@ -22,6 +22,7 @@ from search.study._baselines import (
     baseline_config,
     paper_grid_points,
 )
+from search.study._bounded_sampler import BoundedHistorySampler, bounded_history
 from search.study._budget import (
     BUDGETED,
     FINISHED,
@@ -168,6 +169,7 @@ __all__ = [
     "WEIGHTS_ARTIFACT",
     "WIDTHS",
     "WORKER",
+    "BoundedHistorySampler",
     "absolute_url",
     "add_to_front",
     "anchor_points",
@@ -177,6 +179,7 @@ __all__ = [
     "base_recipe",
     "base_sanity",
     "base_training_cpu_seconds",
+    "bounded_history",
     "baseline_config",
     "budget_count",
     "check_compatible",

@@ -93,14 +93,22 @@ def _number(text: str) -> Any:
     return text
 
 
-def write_results(name: str, rows: list[dict[str, Any]], title: str, notes: list[str]) -> None:
+def write_results(
+    name: str,
+    rows: list[dict[str, Any]],
+    title: str,
+    notes: list[str],
+    shown: list[str] | None = None,
+) -> None:
+    """The CSV holds every column; the table (printed and .md) the `shown` ones."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     with (RESULTS / f"{name}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    text = f"# {title}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + table(rows, columns)
+    shown = [c for c in shown if c in columns] if shown else columns
+    text = f"# {title}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + table(rows, shown)
     (RESULTS / f"{name}.md").write_text(text + "\n")
     print(text)
 
@@ -133,7 +141,9 @@ def part_real(args: argparse.Namespace) -> None:
                 print(f"{storage} x{n}: kept from {path.name}", file=sys.stderr)
                 continue
             url = _url(storage, n, out, args)
-            case = scale_real.Case(storage, n, seconds, per_worker * n, url, f"scale-{n}-{stamp}")
+            case = scale_real.Case(
+                storage, n, seconds, per_worker * n, url, f"scale-{storage}-{n}-{stamp}"
+            )
             print(f"{storage} x{n}: {case.trials} trials of {seconds} s ...", file=sys.stderr)
             row = scale_real.run_case(case, out)
             row["load"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -145,9 +155,30 @@ def part_real(args: argparse.Namespace) -> None:
                 rows,
                 "Scale: real workers, simulated trial work",
                 _real_notes(),
+                REAL_COLUMNS,
             )
             plot_real(rows, RESULTS / f"{args.name}-real-efficiency.png")
     print(f"\nstudies and logs in {out}", file=sys.stderr)
+
+
+REAL_COLUMNS = [
+    "storage",
+    "workers",
+    "trial_s",
+    "trials",
+    "failed",
+    "mean_trial_s",
+    "span_s",
+    "trials_per_min",
+    "efficiency",
+    "steady_efficiency",
+    "worker_rss_mb",
+    "storage_commits_per_trial",
+    "storage_tup_returned_per_trial",
+    "storage_bytes_per_trial",
+    "storage_ops_per_trial",
+    "load",
+]
 
 
 def _url(storage: str, n: int, out: Path, args: argparse.Namespace) -> str:

@@ -158,9 +158,14 @@ def start_workers(case: Case, out: Path, env: dict[str, str]) -> list[subprocess
             "ray",
             "--storage",
             case.url,
+            "--study",
+            case.study,
+            "--trials",
+            str(case.trials),
         ]
         for key, value in overrides(case, out).items():
-            args += ["--set", f"{key}={value}"]
+            if key not in ("study", "trials"):  # flags: `search run` gives them precedence
+                args += ["--set", f"{key}={value}"]
         commands = [args]
     else:
         worker = ["worker", "--study", case.study, "--storage", case.url, "--threads", "1"]
