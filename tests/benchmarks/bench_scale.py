@@ -237,7 +237,7 @@ def part_cost(args: argparse.Namespace) -> None:
     import optuna
     import scale_sim
 
-    from search.study import make_sampler, open_storage
+    from search.study import BoundedHistorySampler, make_sampler, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sizes = _ints(args.sizes or ("100,1000,3000" if args.quick else "100,1000,3000,10000"))
@@ -252,8 +252,10 @@ def part_cost(args: argparse.Namespace) -> None:
             if name == "gp" and size > args.gp_max:
                 row["ask_gp_s"] = None  # cubic in the trials: see --gp-max
                 continue
-            cfg = scale_sim.sim_config(size, sampler=name)
+            cfg = scale_sim.sim_config(size, sampler=name.removesuffix("-bounded"))
             sampler = make_sampler(cfg, size, seed=0)
+            if name.endswith("-bounded"):
+                sampler = BoundedHistorySampler(sampler, cap=args.cap)
             row[f"ask_{name}_s"] = round(scale_sim.sampler_cost(cfg, memory, sampler), 4)
         row["promotion_s"] = round(scale_sim.promotion_cost(config, size), 4)
         journal = open_storage(f"journal:{tmp / f'cost-{size}.log'}", heartbeat=False)
@@ -270,7 +272,8 @@ def part_cost(args: argparse.Namespace) -> None:
         rows.append(row)
     notes = [
         "ask_*: one sampler ask + suggest of the 11 searched params on an in-memory study of "
-        "that many finished trials (make_sampler's tpe: multivariate, constant liar; gp)",
+        "that many finished trials (make_sampler's tpe: multivariate, constant liar; gp; "
+        f"*-bounded: wrapped in BoundedHistorySampler, cap {args.cap})",
         "promotion_s: one decision among that many trials at a rung "
         "(search.study.promotion as it stands in this tree)",
         "reads_full_s / reads_view_s: one trial's coordination reads (claim, budget, dead "
@@ -320,6 +323,8 @@ def part_sim(args: argparse.Namespace) -> None:
         clock = time.perf_counter()
         ours = scale_sim.simulate_ours(config, n, args.seed)
         seconds = time.perf_counter() - clock
+        if args.bounded:
+            lines.append(scale_sim.simulate_ours(config, n, args.seed, cap=args.cap))
         sha = scale_sim.simulate_sha(config, n, ours.end, args.seed)
         rnd = scale_sim.simulate_random(config, n, ours.end, args.seed)
         lines += [ours, sha, rnd]
@@ -391,9 +396,19 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="real: rerun rows already kept")
     parser.add_argument("--out", help="real: folder for studies and logs")
     parser.add_argument("--sizes", help="cost: comma-separated study sizes")
-    parser.add_argument("--samplers", default="tpe,gp", help="cost: samplers to time")
+    parser.add_argument(
+        "--samplers",
+        default="tpe,tpe-bounded,gp",
+        help="cost: samplers to time (NAME-bounded: wrapped in BoundedHistorySampler)",
+    )
+    parser.add_argument(
+        "--cap", type=int, default=1000, help="cost, sim: BoundedHistorySampler's cap"
+    )
     parser.add_argument("--gp-max", type=int, default=3000, help="cost: largest study for gp")
     parser.add_argument("--trials", type=int, help="sim: trials per run")
+    parser.add_argument(
+        "--bounded", action="store_true", help="sim: also ours with BoundedHistorySampler"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="scale", help="results file prefix")
     args = parser.parse_args()

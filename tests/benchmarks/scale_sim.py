@@ -30,7 +30,15 @@ from simulated_work import curve
 from search.config import StudyConfig
 from search.core import rank
 from search.front import hypervolume
-from search.study import add_to_front, directions, load_config, make_sampler, promotion, suggest
+from search.study import (
+    BoundedHistorySampler,
+    add_to_front,
+    directions,
+    load_config,
+    make_sampler,
+    promotion,
+    suggest,
+)
 from spaces import Param
 
 FULL = 100.0  # simulated seconds of a full-budget trial
@@ -114,15 +122,19 @@ def _timed(cpu: dict[str, float], key: str, call: Callable[[], Any]) -> Any:
     return result
 
 
-def simulate_ours(config: StudyConfig, workers: int, seed: int = 0) -> Timeline:
-    """ASHA-style promotion with the study's sampler; N asynchronous workers."""
+def simulate_ours(
+    config: StudyConfig, workers: int, seed: int = 0, cap: int | None = None
+) -> Timeline:
+    """ASHA-style promotion with the study's sampler (`cap`: wrapped in
+    BoundedHistorySampler); N asynchronous workers."""
     params = space(config)
     fractions = [b / config.fidelity.rungs()[-1] for b in config.fidelity.rungs()]
-    study = optuna.create_study(
-        directions=directions(config), sampler=make_sampler(config, 0, seed)
-    )
+    sampler = make_sampler(config, 0, seed)
+    if cap is not None:
+        sampler = BoundedHistorySampler(sampler, cap=cap)
+    study = optuna.create_study(directions=directions(config), sampler=sampler)
     reached: list[list[dict[str, float]]] = [[] for _ in fractions]
-    line = Timeline("ours", workers)
+    line = Timeline("ours" if cap is None else f"ours, bounded {cap}", workers)
     events: list[tuple[float, int, Any, dict[str, Any], int]] = []
     order = itertools.count()
     started = 0
