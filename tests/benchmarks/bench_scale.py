@@ -173,6 +173,7 @@ REAL_COLUMNS = [
     "efficiency",
     "steady_efficiency",
     "worker_rss_mb",
+    "worker_cpu_s_per_trial",
     "storage_commits_per_trial",
     "storage_tup_returned_per_trial",
     "storage_bytes_per_trial",
@@ -203,7 +204,8 @@ def _real_notes() -> list[str]:
         "stopped at rung 0 or 1 works 1/9 or 1/3 of it); useful trials = COMPLETE",
         "storage_*: pg_stat_database deltas of the benchmark's own database (PostgreSQL) "
         "or the journal file's bytes and operations; worker_rss_mb: mean peak RSS "
-        "(VmHWM) of a `search worker` (Ray: the driver)",
+        "(VmHWM) of a `search worker` (Ray: the driver); worker_cpu_s_per_trial: the "
+        "workers' CPU seconds (start-up included) over the trials",
         f"taken with {load_average()} (at the end of the run)",
     ]
 

@@ -85,13 +85,24 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemorySampler(threading.Thread):
-    """Keeps each process's peak resident memory (VmHWM) while it runs."""
+    """Keeps each process's peak resident memory (VmHWM) and its CPU seconds (as last
+    seen, every half second) while it runs."""
 
     def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
         self.pids = pids
         self.peaks: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -100,6 +111,9 @@ class MemorySampler(threading.Thread):
                 peak = _peak_rss_mb(pid)
                 if peak is not None:
                     self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)
+                cpu = _cpu_seconds(pid)
+                if cpu is not None:
+                    self.cpu[pid] = cpu
             self.stop.wait(0.5)
 
 
@@ -205,6 +219,8 @@ def run_case(case: Case, out: Path) -> dict[str, Any]:
     row["worker_rss_mb"] = (
         round(statistics.fmean(memory.peaks.values()), 1) if memory.peaks else float("nan")
     )
+    # every worker's CPU (start-up included: imports, data, base model) per trial run
+    row["worker_cpu_s_per_trial"] = round(sum(memory.cpu.values()) / row["trials"], 2)
     for key, value in after.items():
         row[f"storage_{key}"] = value - before.get(key, 0)
         row[f"storage_{key}_per_trial"] = round((value - before.get(key, 0)) / row["trials"], 1)
