@@ -3,6 +3,7 @@ full read of the study, while two other processes write trials on the same stora
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study import SURPLUS, open_storage
+from search.study import SURPLUS, Progress, open_storage
 from search.study._stored import RUNGS
 from search.study._trials_view import TrialsView, add_to_front, trials_view
 
@@ -145,3 +146,20 @@ def test_add_to_front_keeps_what_best_trials_keeps() -> None:
         front = add_to_front(front, number, point)
     # [1, 1] dominates [2, 2] (both copies) and [1, 3]; [3, 3] never joined; [0, 5] does
     assert sorted(n for n, _ in front) == [4, 5]
+
+
+def test_the_progress_line_counts_the_front_as_best_trials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"journal:{tmp_path / 'progress.log'}"
+    study = optuna.create_study(
+        study_name="view", storage=open_storage(url), directions=["maximize", "minimize"]
+    )
+    study.optimize(lambda t: [t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)], 25)
+    progress = Progress(30, 0, ["robust_accuracy", "latency_ms"])
+    with caplog.at_level(logging.INFO, logger="search.study"):
+        progress(study, study.trials[-1])
+    best = max(t.values[0] for t in study.trials)
+    line = caplog.records[-1].getMessage()
+    assert line.startswith("[25/30] trial 24")
+    assert f"front {len(study.best_trials)}, best robust_accuracy={best:.4g}" in line
