@@ -82,8 +82,13 @@ class TrialsView:
             }
             self.reads += 1
             changed = {n: t._trial_id for n, t in self._open.items() if n not in open_now}
+            # Probe numbers from the lowest never seen until one is missing. Numbers are
+            # dense once committed, but on a database two trials created at once may
+            # commit out of order (5 visible before 4): the probe stops at the gap and
+            # starts there next time, so a trial that commits late and finishes between
+            # two reads is still found.
             number = self._next
-            while True:  # numbers are dense: probe past the highest seen until one is missing
+            while True:
                 if number not in open_now:
                     try:
                         changed[number] = self.storage.get_trial_id_from_study_id_trial_number(
@@ -94,7 +99,7 @@ class TrialsView:
                     finally:
                         self.reads += 1
                 number += 1
-            self._next = max(number, *(n + 1 for n in open_now), 0)
+            self._next = number
             for trial_number, trial_id in sorted(changed.items()):
                 trial = self.storage.get_trial(trial_id)
                 self.reads += 1
