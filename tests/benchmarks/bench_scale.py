@@ -347,9 +347,12 @@ def part_sim(args: argparse.Namespace) -> None:
             }
         )
         print(summary[-1], file=sys.stderr)
+    rungs = scale_sim.sim_config(trials).fidelity.rungs()
     notes = [
-        f"simulated seconds: a full-budget trial takes {scale_sim.FULL:.0f} s; 3 rungs "
-        "(factor 3); ours = make_sampler's tpe + search.study.promotion, asynchronous",
+        f"simulated seconds: a full-budget trial takes {scale_sim.FULL:.0f} s; {len(rungs)} "
+        f"rungs ({', '.join(map(str, rungs))} images); ours = make_sampler's tpe + "
+        "search.study.promotion, asynchronous; 'ours, bounded C': the sampler wrapped in "
+        "BoundedHistorySampler(cap=C)",
         "sync SH: brackets of random configurations, every rung waiting for all its "
         "trials; random: full-budget random configurations; same workers and simulated time",
         "hv: validation hypervolume of every trial's last rung (-robust, latency, size; "
