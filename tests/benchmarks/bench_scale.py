@@ -141,9 +141,9 @@ def part_real(args: argparse.Namespace) -> None:
                 print(f"{storage} x{n}: kept from {path.name}", file=sys.stderr)
                 continue
             url = _url(storage, n, out, args)
-            case = scale_real.Case(
-                storage, n, seconds, per_worker * n, url, f"scale-{storage}-{n}-{stamp}"
-            )
+            name = f"scale-{storage}-{n}-{stamp}"
+            kill = args.kill_one and storage != "ray" and n > 1
+            case = scale_real.Case(storage, n, seconds, per_worker * n, url, name, kill)
             print(f"{storage} x{n}: {case.trials} trials of {seconds} s ...", file=sys.stderr)
             row = scale_real.run_case(case, out)
             row["load"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -172,6 +172,8 @@ REAL_COLUMNS = [
     "trials_per_min",
     "efficiency",
     "steady_efficiency",
+    "killed",
+    "budget_held",
     "worker_rss_mb",
     "worker_cpu_s_per_trial",
     "storage_commits_per_trial",
@@ -399,6 +401,11 @@ def main() -> int:
     parser.add_argument("--postgres", default=POSTGRES, help="real: a database of its own")
     parser.add_argument("--grpc-url", help="real: the gRPC proxy's storage URL")
     parser.add_argument("--force", action="store_true", help="real: rerun rows already kept")
+    parser.add_argument(
+        "--kill-one",
+        action="store_true",
+        help="real: SIGKILL one worker mid-trial (not with ray); the row says if the budget held",
+    )
     parser.add_argument("--out", help="real: folder for studies and logs")
     parser.add_argument("--sizes", help="cost: comma-separated study sizes")
     parser.add_argument(

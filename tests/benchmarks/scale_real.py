@@ -41,6 +41,7 @@ class Case:
     trials: int
     url: str
     study: str
+    kill_one: bool = False  # SIGKILL one worker mid-trial: dead-worker handling at scale
 
 
 def bench_env(out: Path, trial_seconds: float) -> dict[str, str]:
@@ -207,14 +208,17 @@ def run_case(case: Case, out: Path) -> dict[str, Any]:
     processes = start_workers(case, out, env)
     memory = MemorySampler([p.pid for p in processes])
     memory.start()
+    victim = kill_mid_trial(case, processes) if case.kill_one else None
     codes = [p.wait() for p in processes]
     memory.stop.set()
     memory.join()
     wall = time.time() - started
     after = load_stats(case)
-    if any(codes):
+    if any(code for p, code in zip(processes, codes, strict=True) if p.pid != victim):
         raise SystemExit(f"{case.storage} x{case.workers}: a worker exited {codes}; see {out}/logs")
     row = measure(case)
+    row["killed"] = int(victim is not None)
+    row["budget_held"] = row["trials"] == case.trials
     row["wall_s"] = round(wall, 1)
     row["worker_rss_mb"] = (
         round(statistics.fmean(memory.peaks.values()), 1) if memory.peaks else float("nan")
@@ -225,6 +229,29 @@ def run_case(case: Case, out: Path) -> dict[str, Any]:
         row[f"storage_{key}"] = value - before.get(key, 0)
         row[f"storage_{key}_per_trial"] = round((value - before.get(key, 0)) / row["trials"], 1)
     return row
+
+
+def kill_mid_trial(case: Case, processes: list[subprocess.Popen]) -> int | None:
+    """SIGKILL the first worker once it is running a trial that has recorded a rung
+    (a third of the budget finished first); returns its pid. The others must fail its
+    trial (same host: its pid is dead) and still run exactly the budget."""
+    import signal
+
+    from search.study import open_storage
+
+    target = processes[0]
+    study = optuna.load_study(study_name=case.study, storage=open_storage(case.url, False))
+    while target.poll() is None:
+        trials = study.get_trials(deepcopy=False)
+        done = sum(1 for t in trials if t.state.is_finished())
+        for trial in trials:
+            owner = trial.user_attrs.get("worker", {})
+            running = trial.state == TrialState.RUNNING and trial.user_attrs.get("rungs")
+            if running and owner.get("pid") == target.pid and done >= case.trials // 3:
+                target.send_signal(signal.SIGKILL)
+                return target.pid
+        time.sleep(0.2)
+    return None
 
 
 def load_stats(case: Case) -> dict[str, int]:
