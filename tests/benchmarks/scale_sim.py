@@ -244,7 +244,8 @@ def filled_study(
     rng = random.Random(seed)
     fractions = [b / config.fidelity.rungs()[-1] for b in config.fidelity.rungs()]
     study = optuna.create_study(directions=directions(config), storage=storage)
-    template = optuna.create_study(directions=directions(config))
+    random_sampler = optuna.samplers.RandomSampler(seed=seed)  # draws only: no model
+    template = optuna.create_study(directions=directions(config), sampler=random_sampler)
     params = space(config)
     frozen = []
     for number in range(size):
