@@ -211,7 +211,7 @@ def simulate_random(config: StudyConfig, workers: int, horizon: float, seed: int
     """Random search: every trial full budget, N workers asynchronously."""
     line = Timeline("random", workers)
     rng = random.Random(seed + 1)
-    count = int(workers * horizon / FULL)
+    count = workers * int(horizon // FULL)  # the trials that end within the horizon
     configs = _random_configs(config, count, rng)
     for i, chosen in enumerate(configs):
         line.add((i // workers + 1) * FULL, curve(chosen, 1.0, seed))
