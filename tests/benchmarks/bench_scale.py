@@ -225,6 +225,11 @@ def plot_real(rows: list[dict[str, Any]], path: Path) -> None:
         left.plot(n, [r["trials_per_min"] for r in mine], "o-", label=storage)
         right.plot(n, [r["efficiency"] for r in mine], "o-", label=storage)
     left.set(xlabel="workers N", ylabel="useful trials / min", xscale="log", title="throughput")
+    counts = sorted({int(r["workers"]) for r in rows})
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.minorticks_off()
     right.set(xlabel="workers N", ylabel="efficiency", xscale="log", ylim=(0, 1.05))
     right.axhline(0.9, color="grey", linestyle=":", label="target 0.9")
     right.set_title("throughput / (N / trial duration)")
