@@ -49,8 +49,10 @@ class BudgetCallback:
         self.config = config
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        fail_orphaned_trials(study)  # a dead worker's trial must not hold a slot forever
-        if budget_count(study) >= self.config.trials:
+        # a dead worker's trial must not hold a slot forever; the progress line has
+        # just refreshed the trials view, so a second read within a second is spared
+        fail_orphaned_trials(study, max_age=1.0)
+        if budget_count(study, max_age=1.0) >= self.config.trials:
             study.stop()
         else:
             enqueue_promotion(study, self.config)

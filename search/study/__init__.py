@@ -23,6 +23,7 @@ from search.study._baselines import (
     baseline_config,
     paper_grid_points,
 )
+from search.study._bounded_sampler import BoundedHistorySampler, bounded_history
 from search.study._budget import (
     BUDGETED,
     FINISHED,
@@ -91,6 +92,7 @@ from search.study._resolve import (
     metric_names,
     resolve,
 )
+from search.study._runner import TRIAL_RUNNER_ENV, trial_runner
 from search.study._samplers import (
     make_sampler,
     process_nonce,
@@ -147,12 +149,14 @@ from search.study._stored import (
     with_stored_defaults,
 )
 from search.study._trial import (
+    Resume,
     RungCallback,
     TrialOutcome,
     compress,
     run_trial,
     score,
 )
+from search.study._trials_view import TrialsView, add_to_front, trials_view
 from search.study._warm_start import ANCHORS, anchor_points
 
 __all__ = [
@@ -191,11 +195,13 @@ __all__ = [
     "PAPER_SPARSITY",
     "PLAN",
     "Progress",
+    "TrialsView",
     "RAY",
     "RAY_EXPERIMENT",
     "RESUMABLE_FIELDS",
     "RUNGS",
     "CONTINUES",
+    "Resume",
     "RungCallback",
     "SAMPLER_SEED",
     "SECONDS",
@@ -209,12 +215,15 @@ __all__ = [
     "serve_proxy",
     "SURPLUS",
     "INTERRUPTED",
+    "TRIAL_RUNNER_ENV",
     "StudySetup",
     "TrialOutcome",
     "WEIGHTS_ARTIFACT",
     "WIDTHS",
     "WORKER",
+    "BoundedHistorySampler",
     "absolute_url",
+    "add_to_front",
     "anchor_points",
     "apply_constraints",
     "artifact_dir",
@@ -222,6 +231,7 @@ __all__ = [
     "base_recipe",
     "base_sanity",
     "base_training_cpu_seconds",
+    "bounded_history",
     "baseline_config",
     "budget_count",
     "check_compatible",
@@ -277,6 +287,8 @@ __all__ = [
     "store_base",
     "stored_config",
     "suggest",
+    "trial_runner",
+    "trials_view",
     "trial_model",
     "upload_weights",
     "weights_metadata",

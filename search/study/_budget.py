@@ -6,6 +6,8 @@ reason (and marked `interrupted`) so that it is not left running forever. It giv
 slot back: the next run of the command (or another worker) runs a trial in its place, so
 a resumed study still runs its full `trials`. Each such retry needs a worker that died,
 so a trial that kills its worker costs a process each time, never a loop in one.
+Every count here reads the process's trials view (`_trials_view`): what changed since
+its last read, not the whole study.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from optuna.trial import TrialState
 
 from search.core import alive
 from search.study._heartbeat import stale_trials
-from search.study._stored import FAIL_REASON, INTERRUPTED, RUNGS, SURPLUS, WORKER, fail_trial
+from search.study._stored import FAIL_REASON, RUNGS, SURPLUS, WORKER, fail_trial
+from search.study._trials_view import trials_view
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +32,15 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 BUDGETED = (*FINISHED, TrialState.RUNNING)
 
 
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def finished_count(study: optuna.Study, max_age: float = 0.0) -> int:
+    """COMPLETE or FAIL trials (`max_age`: see `TrialsView.refresh`)."""
+    return trials_view(study).refresh(max_age).finished_count
 
 
-def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a finished or running trial takes a slot: not a surplus one, nor one
-    whose worker was killed under it (it is run again)."""
-    return not trial.user_attrs.get(SURPLUS) and not trial.user_attrs.get(INTERRUPTED)
-
-
-def budget_count(study: optuna.Study) -> int:
+def budget_count(study: optuna.Study, max_age: float = 0.0) -> int:
     """Trials that use up the budget: finished or running, but not surplus or
-    interrupted ones."""
-    return len([t for t in study.get_trials(deepcopy=False, states=BUDGETED) if uses_budget(t)])
+    interrupted ones (`uses_budget`)."""
+    return trials_view(study).refresh(max_age).budget_count()
 
 
 def claim_slot(trial: optuna.Trial, budget: int) -> None:
@@ -53,12 +51,7 @@ def claim_slot(trial: optuna.Trial, budget: int) -> None:
     running. The one over the line is kept as PRUNED with a note, never run, so no
     number is lost and the budget holds however many workers share the study.
     """
-    before = [
-        t
-        for t in trial.study.get_trials(deepcopy=False, states=BUDGETED)
-        if t.number < trial.number and uses_budget(t)
-    ]
-    if len(before) >= budget:
+    if trials_view(trial.study).refresh().budgeted_before(trial.number) >= budget:
         trial.set_user_attr(SURPLUS, True)
         trial.set_user_attr(
             FAIL_REASON,
@@ -77,7 +70,7 @@ def this_host() -> str:
     return os.environ.get(HOST_ENV) or socket.gethostname()
 
 
-def fail_orphaned_trials(study: optuna.Study) -> None:
+def fail_orphaned_trials(study: optuna.Study, max_age: float = 0.0) -> None:
     """Fail RUNNING trials whose worker is gone: a dead pid on this host, or (any host)
     no heartbeat for the grace period (search.study._heartbeat).
 
@@ -85,7 +78,7 @@ def fail_orphaned_trials(study: optuna.Study) -> None:
     the trial (its checkpoints too), so what it learned is not lost.
     """
     host = this_host()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in trials_view(study).refresh(max_age).running():
         worker = trial.user_attrs.get(WORKER, {})
         if worker.get("host") != host or alive(worker.get("pid", -1)):
             continue

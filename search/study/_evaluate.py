@@ -23,6 +23,7 @@ from search.study._base_model import base_training_cpu_seconds, load_base
 from search.study._fidelity import inherit_rungs, record_rung
 from search.study._latency import ensure_latency_model
 from search.study._promotion import claim_continuation
+from search.study._runner import trial_runner
 from search.study._setup import StudySetup
 from search.study._stored import (
     BASE_CPU_SECONDS,
@@ -39,7 +40,7 @@ from search.study._stored import (
     store_base,
     upload_weights,
 )
-from search.study._trial import TrialOutcome, run_trial
+from search.study._trial import TrialOutcome
 from search.zoo import Splits, make_loader
 from spaces import CategoricalParam, FloatParam, IntParam, Param
 
@@ -76,7 +77,7 @@ def evaluate(
         number, resume = trial.number, None
         if link is not None:
             number, resume = inherit_rungs(trial, link, artifacts)
-        outcome = run_trial(setup, params, number, on_rung, resume)
+        outcome = trial_runner()(setup, params, number, on_rung, resume)
         apply_constraints(trial, setup.config, outcome.metrics)
         clock = time.perf_counter()
         record(trial, setup, outcome, artifacts)

@@ -8,9 +8,8 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from objectives import get_objective
-from search.study._budget import finished_count
 from search.study._stored import FAIL_REASON
+from search.study._trials_view import TrialsView, trials_view
 
 log = logging.getLogger("search.study")
 
@@ -25,7 +24,8 @@ class Progress:
         self.start = time.monotonic()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done = finished_count(study)
+        view = trials_view(study).refresh()
+        done = view.finished_count
         ran = max(done - self.done_before, 1)
         elapsed = time.monotonic() - self.start
         left = elapsed / ran * max(self.total - done, 0)
@@ -35,7 +35,7 @@ class Progress:
             )
         else:
             values = f"{trial.state.name}: {trial.user_attrs.get(FAIL_REASON, '')}"
-        best = _best_line(study, self.objectives)
+        best = _best_line(view, self.objectives)
         log.info(
             "[%d/%d] trial %d %s | %s | elapsed %s, left ~%s",
             done,
@@ -48,14 +48,13 @@ class Progress:
         )
 
 
-def _best_line(study: optuna.Study, objectives: list[str]) -> str:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
+def _best_line(view: TrialsView, objectives: list[str]) -> str:
+    """The front's size and the best first objective, kept by the view as trials finish
+    (no walk over the study's trials)."""
+    best = view.best_first
+    if best is None:
         return "front: empty"
-    first = objectives[0]
-    pick = max if get_objective(first).direction == "maximize" else min
-    best = pick(t.values[0] for t in complete)
-    return f"front {len(study.best_trials)}, best {first}={_short(best)}"
+    return f"front {view.front_size}, best {objectives[0]}={_short(best)}"
 
 
 def _short(value: float) -> str:

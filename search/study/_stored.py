@@ -127,6 +127,12 @@ def with_stored_defaults(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished or running trial takes a budget slot: not a surplus one (made
+    past the budget, never run), nor one whose worker was killed under it (run again)."""
+    return not trial.user_attrs.get(SURPLUS) and not trial.user_attrs.get(INTERRUPTED)
+
+
 def fail_trial(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str, interrupted: bool = False
 ) -> bool:
