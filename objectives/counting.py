@@ -9,11 +9,11 @@ the target device.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from typing import TYPE_CHECKING
 
-from search.compress import deployable
+if TYPE_CHECKING:  # torch is imported where the counting happens: the registry stays light
+    import torch
+    from torch import nn
 
 
 def count_flops(
@@ -25,6 +25,11 @@ def count_flops(
     multiply-accumulate as 2 operations; element-wise work (ReLU, BatchNorm, pooling) is
     not counted, as is usual for FLOP figures.
     """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from search.compress import deployable
+
     module = deployable(model).to(device)
     example = torch.zeros(1, *input_shape, device=device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -38,4 +43,8 @@ def count_nonzero_params(model: nn.Module) -> int:
     Pruned channels are gone, and a weight that quantization rounds to zero is not counted,
     so this is what a sparse format would have to store.
     """
+    import torch
+
+    from search.compress import deployable
+
     return sum(int(torch.count_nonzero(p)) for p in deployable(model).parameters())

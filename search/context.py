@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
+from typing import TYPE_CHECKING, Any
 
 from search.config import StudyConfig
-from search.latency_model import LatencyModel
+
+if TYPE_CHECKING:  # only types here: reading a study's objectives needs no torch
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from search.latency_model import LatencyModel
 
 
 @dataclass

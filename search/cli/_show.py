@@ -44,7 +44,6 @@ class Pareto(Command):
         )
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search.front import check_export_dir, export_front
         from search.study import artifact_dir, artifact_store
 
         if args.history and (args.export or args.pick is not None):
@@ -56,6 +55,8 @@ class Pareto(Command):
             print_history(study, args.json)
             return 0
         if args.export:  # before anything is written or assessed (the store makes a folder)
+            from search.front import check_export_dir, export_front  # torch: exports only
+
             check_export_dir(
                 Path(args.export), args.force, url, artifact_dir(url, config.artifacts)
             )
@@ -100,16 +101,12 @@ class Pareto(Command):
         """Every front member: search numbers, or re-assessed on the test split."""
         import pandas as pd
 
-        from search.front import (
-            assess_front,
-            assessed_row,
-            front_frame,
-            front_trials,
-            mark_latency_ties,
-        )
+        from search.front import front_frame
 
-        if validation_only:
+        if validation_only:  # search numbers only: no model is loaded, no torch imported
             return front_frame(study)
+        from search.front import assess_front, assessed_row, front_trials, mark_latency_ties
+
         reports = assess_front(study, config, artifacts)
         rows = [assessed_row(t, reports[t.number]) for t in front_trials(study)]
         return pd.DataFrame(mark_latency_ties(study, rows))

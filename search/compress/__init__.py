@@ -8,68 +8,130 @@ run in onnxruntime sessions, and `load_model` rebuilds an exported member from i
 safetensors file.
 """
 
-from search.compress._int8 import (
-    FORM,
-    form_name,
-    int8_applicable,
-    int8_engine,
-    to_int8,
-)
-from search.compress._latency import (
-    FLOAT_FORM,
-    LatencyStats,
-    calibration_batches,
-    deployable,
-    measure_latency,
-    measure_onnx_latency,
-    time_module,
-    time_session,
-)
-from search.compress._loading import (
-    WEIGHTS,
-    load_model,
-    load_model_with_info,
-)
-from search.compress._onnx import (
-    FLOAT_ONNX,
-    INT8_ONNX,
-    ORT_FLOAT_FORM,
-    ORT_INT8_FORM,
-    OrtModule,
-    float_onnx,
-    ort_session,
-    save_onnx,
-    shipped_onnx,
-)
-from search.compress._packing import (
-    PACKED,
-    SCALE,
-    load_packed,
-    pack_codes,
-    packed_tensors,
-    save_packed,
-    size_bytes,
-    unpack_codes,
-)
-from search.compress._pruning import (
-    PRUNABLE,
-    layer_widths,
-    out_width,
-    prunable_layers,
-    prune,
-    prune_to_widths,
-    weighted_layers,
-)
-from search.compress._qdq import fold_batchnorm, int8_onnx, weight_codes
-from search.compress._quantization import (
-    FLOAT_BITS,
-    FakeQuantWeight,
-    bake,
-    channel_scale,
-    layer_bits,
-    quant_range,
-    quantize_tensor,
-    quantize_weights,
+from typing import TYPE_CHECKING
+
+from search.core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from search.compress._int8 import (
+        FORM,
+        form_name,
+        int8_applicable,
+        int8_engine,
+        to_int8,
+    )
+    from search.compress._latency import (
+        FLOAT_FORM,
+        LatencyStats,
+        calibration_batches,
+        deployable,
+        measure_latency,
+        measure_onnx_latency,
+        time_module,
+        time_session,
+    )
+    from search.compress._loading import (
+        WEIGHTS,
+        load_model,
+        load_model_with_info,
+    )
+    from search.compress._onnx import (
+        FLOAT_ONNX,
+        INT8_ONNX,
+        ORT_FLOAT_FORM,
+        ORT_INT8_FORM,
+        OrtModule,
+        float_onnx,
+        ort_session,
+        save_onnx,
+        shipped_onnx,
+    )
+    from search.compress._packing import (
+        PACKED,
+        SCALE,
+        load_packed,
+        pack_codes,
+        packed_tensors,
+        save_packed,
+        size_bytes,
+        unpack_codes,
+    )
+    from search.compress._pruning import (
+        PRUNABLE,
+        layer_widths,
+        out_width,
+        prunable_layers,
+        prune,
+        prune_to_widths,
+        weighted_layers,
+    )
+    from search.compress._qdq import fold_batchnorm, int8_onnx, weight_codes
+    from search.compress._quantization import (
+        FLOAT_BITS,
+        FakeQuantWeight,
+        bake,
+        channel_scale,
+        layer_bits,
+        quant_range,
+        quantize_tensor,
+        quantize_weights,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "FORM": ("search.compress._int8", "FORM"),
+        "form_name": ("search.compress._int8", "form_name"),
+        "int8_applicable": ("search.compress._int8", "int8_applicable"),
+        "int8_engine": ("search.compress._int8", "int8_engine"),
+        "to_int8": ("search.compress._int8", "to_int8"),
+        "FLOAT_FORM": ("search.compress._latency", "FLOAT_FORM"),
+        "LatencyStats": ("search.compress._latency", "LatencyStats"),
+        "calibration_batches": ("search.compress._latency", "calibration_batches"),
+        "deployable": ("search.compress._latency", "deployable"),
+        "measure_latency": ("search.compress._latency", "measure_latency"),
+        "measure_onnx_latency": ("search.compress._latency", "measure_onnx_latency"),
+        "time_module": ("search.compress._latency", "time_module"),
+        "time_session": ("search.compress._latency", "time_session"),
+        "WEIGHTS": ("search.compress._loading", "WEIGHTS"),
+        "load_model": ("search.compress._loading", "load_model"),
+        "load_model_with_info": ("search.compress._loading", "load_model_with_info"),
+        "FLOAT_ONNX": ("search.compress._onnx", "FLOAT_ONNX"),
+        "INT8_ONNX": ("search.compress._onnx", "INT8_ONNX"),
+        "ORT_FLOAT_FORM": ("search.compress._onnx", "ORT_FLOAT_FORM"),
+        "ORT_INT8_FORM": ("search.compress._onnx", "ORT_INT8_FORM"),
+        "OrtModule": ("search.compress._onnx", "OrtModule"),
+        "float_onnx": ("search.compress._onnx", "float_onnx"),
+        "ort_session": ("search.compress._onnx", "ort_session"),
+        "save_onnx": ("search.compress._onnx", "save_onnx"),
+        "shipped_onnx": ("search.compress._onnx", "shipped_onnx"),
+        "PACKED": ("search.compress._packing", "PACKED"),
+        "SCALE": ("search.compress._packing", "SCALE"),
+        "load_packed": ("search.compress._packing", "load_packed"),
+        "pack_codes": ("search.compress._packing", "pack_codes"),
+        "packed_tensors": ("search.compress._packing", "packed_tensors"),
+        "save_packed": ("search.compress._packing", "save_packed"),
+        "size_bytes": ("search.compress._packing", "size_bytes"),
+        "unpack_codes": ("search.compress._packing", "unpack_codes"),
+        "PRUNABLE": ("search.compress._pruning", "PRUNABLE"),
+        "layer_widths": ("search.compress._pruning", "layer_widths"),
+        "out_width": ("search.compress._pruning", "out_width"),
+        "prunable_layers": ("search.compress._pruning", "prunable_layers"),
+        "prune": ("search.compress._pruning", "prune"),
+        "prune_to_widths": ("search.compress._pruning", "prune_to_widths"),
+        "weighted_layers": ("search.compress._pruning", "weighted_layers"),
+        "fold_batchnorm": ("search.compress._qdq", "fold_batchnorm"),
+        "int8_onnx": ("search.compress._qdq", "int8_onnx"),
+        "weight_codes": ("search.compress._qdq", "weight_codes"),
+        "FLOAT_BITS": ("search.compress._quantization", "FLOAT_BITS"),
+        "FakeQuantWeight": ("search.compress._quantization", "FakeQuantWeight"),
+        "bake": ("search.compress._quantization", "bake"),
+        "channel_scale": ("search.compress._quantization", "channel_scale"),
+        "layer_bits": ("search.compress._quantization", "layer_bits"),
+        "quant_range": ("search.compress._quantization", "quant_range"),
+        "quantize_tensor": ("search.compress._quantization", "quantize_tensor"),
+        "quantize_weights": ("search.compress._quantization", "quantize_weights"),
+    },
 )
 
 __all__ = [

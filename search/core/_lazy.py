@@ -11,6 +11,7 @@ checkers read the same names from an `if TYPE_CHECKING:` block beside the table.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,8 @@ def lazy_exports(
 
     def __getattr__(name: str) -> Any:
         if name not in table:
+            if importlib.util.find_spec(f"{package}.{name}") is not None:
+                return importlib.import_module(f"{package}.{name}")  # a submodule, as eager
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module, original = table[name]
         value = getattr(importlib.import_module(module), original)

@@ -7,66 +7,131 @@ on the test split under the stronger final attack, checks it for gradient maskin
 re-times it, once, stored in the study; the export writes the layout of DESIGN.md.
 """
 
-from search.front._assess import (
-    assess_front,
-    assess_member,
-    fingerprint,
-    score_on_test,
-)
-from search.front._export import (
-    ALLOWED,
-    MEMBER_FILES,
-    MEMBER_FOLDER,
-    SHIPPED_FILES,
-    TABLE_FILES,
-    artifact_folder,
-    check_export_dir,
-    export_front,
-    is_export,
-)
-from search.front._history import (
-    MARGIN,
-    HistoryPoint,
-    front_hypervolume,
-    hypervolume_history,
-)
-from search.front._hypervolume import (
-    Point,
-    hypervolume,
-    to_minimisation,
-)
-from search.front._page import front_data, front_page, write_front_page
-from search.front._parity import agreement, int8_parity
-from search.front._pick import (
-    DIRECTIONS,
-    GRAMMAR,
-    KNEE,
-    TEST_METRICS,
-    TEST_PREFIXES,
-    Constraint,
-    Rule,
-    allowed_metrics,
-    parse_rule,
-    pick_member,
-    pick_row,
-    study_objectives,
-)
-from search.front._plot import plot_front, plot_hypervolume_history, plot_latency_vs_flops
-from search.front._rows import (
-    CONSTRAINTS_KEY,
-    TABLE_COLUMNS,
-    UNFINISHED_REASON,
-    assessed_row,
-    format_table,
-    frame_json,
-    front_frame,
-    front_trials,
-    latency_ties,
-    mark_latency_ties,
-    report_columns,
-    summarize_params,
-    trial_row,
-    trials_frame,
+from typing import TYPE_CHECKING
+
+from search.core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from search.front._assess import (
+        assess_front,
+        assess_member,
+        fingerprint,
+        score_on_test,
+    )
+    from search.front._export import (
+        ALLOWED,
+        MEMBER_FILES,
+        MEMBER_FOLDER,
+        SHIPPED_FILES,
+        TABLE_FILES,
+        artifact_folder,
+        check_export_dir,
+        export_front,
+        is_export,
+    )
+    from search.front._history import (
+        MARGIN,
+        HistoryPoint,
+        front_hypervolume,
+        hypervolume_history,
+    )
+    from search.front._hypervolume import (
+        Point,
+        hypervolume,
+        to_minimisation,
+    )
+    from search.front._page import front_data, front_page, write_front_page
+    from search.front._parity import agreement, int8_parity
+    from search.front._pick import (
+        DIRECTIONS,
+        GRAMMAR,
+        KNEE,
+        TEST_METRICS,
+        TEST_PREFIXES,
+        Constraint,
+        Rule,
+        allowed_metrics,
+        parse_rule,
+        pick_member,
+        pick_row,
+    )
+    from search.front._plot import plot_front, plot_hypervolume_history, plot_latency_vs_flops
+    from search.front._rows import (
+        CONSTRAINTS_KEY,
+        TABLE_COLUMNS,
+        UNFINISHED_REASON,
+        assessed_row,
+        format_table,
+        frame_json,
+        front_frame,
+        front_trials,
+        latency_ties,
+        mark_latency_ties,
+        report_columns,
+        study_objectives,
+        summarize_params,
+        trial_row,
+        trials_frame,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "assess_front": ("search.front._assess", "assess_front"),
+        "assess_member": ("search.front._assess", "assess_member"),
+        "fingerprint": ("search.front._assess", "fingerprint"),
+        "score_on_test": ("search.front._assess", "score_on_test"),
+        "ALLOWED": ("search.front._export", "ALLOWED"),
+        "MEMBER_FILES": ("search.front._export", "MEMBER_FILES"),
+        "MEMBER_FOLDER": ("search.front._export", "MEMBER_FOLDER"),
+        "SHIPPED_FILES": ("search.front._export", "SHIPPED_FILES"),
+        "TABLE_FILES": ("search.front._export", "TABLE_FILES"),
+        "artifact_folder": ("search.front._export", "artifact_folder"),
+        "check_export_dir": ("search.front._export", "check_export_dir"),
+        "export_front": ("search.front._export", "export_front"),
+        "is_export": ("search.front._export", "is_export"),
+        "MARGIN": ("search.front._history", "MARGIN"),
+        "HistoryPoint": ("search.front._history", "HistoryPoint"),
+        "front_hypervolume": ("search.front._history", "front_hypervolume"),
+        "hypervolume_history": ("search.front._history", "hypervolume_history"),
+        "Point": ("search.front._hypervolume", "Point"),
+        "hypervolume": ("search.front._hypervolume", "hypervolume"),
+        "to_minimisation": ("search.front._hypervolume", "to_minimisation"),
+        "front_data": ("search.front._page", "front_data"),
+        "front_page": ("search.front._page", "front_page"),
+        "write_front_page": ("search.front._page", "write_front_page"),
+        "agreement": ("search.front._parity", "agreement"),
+        "int8_parity": ("search.front._parity", "int8_parity"),
+        "DIRECTIONS": ("search.front._pick", "DIRECTIONS"),
+        "GRAMMAR": ("search.front._pick", "GRAMMAR"),
+        "KNEE": ("search.front._pick", "KNEE"),
+        "TEST_METRICS": ("search.front._pick", "TEST_METRICS"),
+        "TEST_PREFIXES": ("search.front._pick", "TEST_PREFIXES"),
+        "Constraint": ("search.front._pick", "Constraint"),
+        "Rule": ("search.front._pick", "Rule"),
+        "allowed_metrics": ("search.front._pick", "allowed_metrics"),
+        "parse_rule": ("search.front._pick", "parse_rule"),
+        "pick_member": ("search.front._pick", "pick_member"),
+        "pick_row": ("search.front._pick", "pick_row"),
+        "study_objectives": ("search.front._rows", "study_objectives"),
+        "plot_front": ("search.front._plot", "plot_front"),
+        "plot_hypervolume_history": ("search.front._plot", "plot_hypervolume_history"),
+        "plot_latency_vs_flops": ("search.front._plot", "plot_latency_vs_flops"),
+        "CONSTRAINTS_KEY": ("search.front._rows", "CONSTRAINTS_KEY"),
+        "TABLE_COLUMNS": ("search.front._rows", "TABLE_COLUMNS"),
+        "UNFINISHED_REASON": ("search.front._rows", "UNFINISHED_REASON"),
+        "assessed_row": ("search.front._rows", "assessed_row"),
+        "format_table": ("search.front._rows", "format_table"),
+        "frame_json": ("search.front._rows", "frame_json"),
+        "front_frame": ("search.front._rows", "front_frame"),
+        "front_trials": ("search.front._rows", "front_trials"),
+        "latency_ties": ("search.front._rows", "latency_ties"),
+        "mark_latency_ties": ("search.front._rows", "mark_latency_ties"),
+        "report_columns": ("search.front._rows", "report_columns"),
+        "summarize_params": ("search.front._rows", "summarize_params"),
+        "trial_row": ("search.front._rows", "trial_row"),
+        "trials_frame": ("search.front._rows", "trials_frame"),
+    },
 )
 
 __all__ = [

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader
 from torchattacks.attack import Attack
 
 from search.config import EvaluationConfig
+from search.robust._threat_model import NORMS
 
 AttackFactory = Callable[[nn.Module], Attack]
-NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 def clean_accuracy(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
@@ -81,18 +81,6 @@ def final_attacks(
 
         return [apgd(loss) for loss in ("ce", "dlr")]
     return [_pgd(threat, threat.final_steps)] * threat.final_restarts
-
-
-def describe(threat: EvaluationConfig, final: bool = False) -> str:
-    """One line naming the threat model, e.g. 'PGD-10 x1 restart, Linf eps=0.1'."""
-    norm = f"{NORMS[threat.norm]} eps={threat.epsilon:g}"
-    if not final:
-        return f"PGD-{threat.steps} (step {threat.step_size:g}) x{threat.restarts}, {norm}"
-    if threat.final_attack == "apgd":
-        return f"APGD-CE + APGD-DLR ({threat.final_steps} steps x{threat.final_restarts}), {norm}"
-    if threat.final_attack == "autoattack":
-        return f"AutoAttack (standard), {norm}"
-    return f"PGD-{threat.final_steps} x{threat.final_restarts} restarts, {norm}"
 
 
 def robust_accuracy(

@@ -16,11 +16,12 @@ from typing import Any
 from objectives import BUILT_IN_METRICS, get_objective
 from search.config import StudyConfig, parse_config, parse_constraint, read_config
 from search.core import BadInput, import_object
-from search.zoo import check_dataset_name, check_model_name
 
 
 def resolve(config: StudyConfig) -> StudyConfig:
     """Check every name the config uses; raise BadInput naming the first bad one."""
+    from search.zoo import check_dataset_name, check_model_name  # torch: only when checking
+
     check_dataset_name(config.data.name)
     check_model_name(config.model.name)
     if config.space.factory is not None and not callable(

@@ -53,18 +53,20 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import torch
 from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
-from torch import nn
 
-from search.compress import WEIGHTS as WEIGHTS_FILE
-from search.compress import load_model_with_info
 from search.study._storage import fetch_artifact
-from search.zoo import DataInfo
+
+if TYPE_CHECKING:  # torch only where weights are read or written: the keys stay light
+    from torch import nn
+
+    from search.zoo import DataInfo
+
+WEIGHTS_FILE = "model.safetensors"  # search.compress.WEIGHTS: the packed weights' file
 
 # study user attrs
 CONFIG = "config"
@@ -155,6 +157,8 @@ def store_base(study: optuna.Study, base: nn.Module, artifacts: Any) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "base.pt"
+        import torch
+
         torch.save(base.state_dict(), path)
         artifact_id = upload_artifact(
             artifact_store=artifacts, file_path=str(path), study_or_trial=study
@@ -180,4 +184,6 @@ def trial_model(trial: optuna.trial.FrozenTrial, artifacts: Any) -> tuple[nn.Mod
             path,
             f"the weights of trial {trial.number}",
         )
+        from search.compress import load_model_with_info
+
         return load_model_with_info(path)

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
 
 from search.config import DataConfig
-from search.core import BadInput, cache_dir, close_matches, import_object
+from search.core import BadInput, cache_dir, import_object
 
 
 @dataclass(frozen=True)
@@ -71,17 +71,6 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     splits.val = _subset(splits.val, config.val_samples, seed)
     splits.test = _subset(splits.test, config.test_samples, seed + 1)
     return splits
-
-
-def check_dataset_name(name: str) -> None:
-    """Fail with BadInput unless `name` is built in or an importable `pkg.module:function`."""
-    if name not in DATASETS and ":" not in name:
-        raise BadInput(
-            f"config field 'data.name': unknown data set {name!r}; allowed: "
-            f"{', '.join(sorted(DATASETS))} or an import path 'pkg.module:function'"
-            f"{close_matches(name, DATASETS)}"
-        )
-    dataset_factory(name)  # an import path must import
 
 
 def dataset_factory(name: str) -> Callable[[DataConfig, int], Splits]:

@@ -143,11 +143,6 @@ ZOO: dict[str, Callable[[DataInfo], nn.Module]] = {
 }
 
 
-def check_model_name(name: str) -> None:
-    """Fail with BadInput unless `name` is in the zoo or an importable `pkg.module:factory`."""
-    resolve_factory(name)
-
-
 def resolve_factory(name: str) -> Callable[[DataInfo], nn.Module]:
     if name in ZOO:
         return ZOO[name]
