@@ -435,7 +435,7 @@ BAD_RUNS = {
         "'space.epochs'",
     ),
     "zero-trials-flag": (None, lambda t, c: ["run", c, *DB, "--trials", "0"], "'trials'"),
-    "bad-device-flag": (None, lambda t, c: ["run", c, *DB, "--device", "gpu"], "'device'"),
+    "bad-device-flag": (None, lambda t, c: ["run", c, *DB, "--device", "gpu"], "--device"),
     "missing-config": (None, lambda t, c: ["run", str(t / "nope.yaml"), *DB], "CONFIG"),
     "missing-checkpoint": (
         None,

@@ -110,7 +110,8 @@ def test_a_worker_killed_on_another_host_is_failed_by_heartbeat_and_the_budget_h
     tiny_config, tiny_setup, tmp_path
 ) -> None:
     """A real worker SIGKILLed mid-trial, recorded as another host's (so no pid check
-    can see it), with a 1 s heartbeat; the survivor fails its trial with the reason."""
+    can see it), with a 1 s heartbeat; the survivor fails its trial with the reason, and
+    the study still ends with its 5 trials."""
     url = database_url(tmp_path)
     study = create_study(tiny_config, tiny_setup, url, trials=5, artifacts=tmp_path / "artifacts")
     host = f"another-machine-{uuid.uuid4().hex[:6]}"
@@ -130,6 +131,11 @@ def test_a_worker_killed_on_another_host_is_failed_by_heartbeat_and_the_budget_h
         assert killed is not None, "the victim never started a trial"
         errs = wait_all([victim, survivor])
         assert survivor.returncode == 0, errs[1][-2000:]
+        # the dead trial gives its slot back: the survivor ran one in its place, or, if it
+        # had finished first, the same command run again does (and otherwise runs nothing)
+        again = start_worker(study.study_name, url, tmp_path, **beat)
+        (err_again,) = wait_all([again])
+        assert again.returncode == 0, err_again[-2000:]
         ran = check_budget(study, 5)
         dead = study.trials[killed]
         assert dead.state == TrialState.FAIL
@@ -137,7 +143,8 @@ def test_a_worker_killed_on_another_host_is_failed_by_heartbeat_and_the_budget_h
             f"its worker (host {host}, pid {victim.pid}) stopped heartbeating"
         )
         assert f"trial {killed}: its worker (host {host}" in errs[1]  # the survivor said so
-        assert sum(t.state == TrialState.COMPLETE for t in ran) == 4
+        assert dead.user_attrs.get("interrupted") is True
+        assert sum(t.state == TrialState.COMPLETE for t in ran) == 5
     finally:
         optuna.delete_study(study_name=study.study_name, storage=url)
 

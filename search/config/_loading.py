@@ -31,6 +31,9 @@ EXCERPT_CHARS = 80  # the most of a bad value an error message quotes
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+DEFAULT_PRESET = "digits"  # what `search run` runs with no CONFIG and no --preset
+
+
 def read_config(
     path: str | Path | None = None,
     preset: str | None = None,
@@ -44,6 +47,8 @@ def read_config(
     if path is not None and preset is not None:
         raise BadInput("give a CONFIG file or --preset, not both")
     raw: dict[str, Any] = {}
+    if path is None and preset is None:
+        preset = DEFAULT_PRESET  # the embedded default is a preset like the others
     if preset is not None:
         available = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
         if preset not in available:

@@ -9,6 +9,7 @@ naming the agent and the reason: `AgentUnreachable` (no connection, a timeout),
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -87,7 +88,8 @@ def _call(url: str, token: str, path: str, data: bytes | None, timeout: float) -
                 "(or latency.token_env's variable) to the token the agent was started with"
             ) from None
         raise AgentError(f"device agent at {url} answered {exc.code}: {reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: the agent went away mid-answer (IncompleteRead, RemoteDisconnected)
         why = getattr(exc, "reason", exc)
         raise AgentUnreachable(f"device agent at {url} is unreachable: {why}") from None
     try:

@@ -113,6 +113,19 @@ def write_results(
     print(text)
 
 
+def behind(ours: Any, sha: Any) -> dict[str, float]:
+    """Where ours trails synchronous SH: the share of the simulated time it does, and
+    its largest shortfall in hypervolume (0 and 0: never)."""
+    times = sorted({t for t, _, _ in sha.points + ours.points} | {ours.end})
+    spans = [(t, nxt - t) for t, nxt in zip(times, times[1:], strict=False)]
+    trailing = [(span, sha.hv_at(t) - ours.hv_at(t)) for t, span in spans]
+    total = sum(span for span, _ in trailing) or 1.0
+    return {
+        "share_behind": round(sum(span for span, gap in trailing if gap > 0) / total, 4),
+        "max_shortfall": round(max([gap for _, gap in trailing] + [0.0]), 4),
+    }
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -284,7 +297,8 @@ def part_cost(args: argparse.Namespace) -> None:
         "that many finished trials (make_sampler's tpe: multivariate, constant liar; gp; "
         f"*-bounded: wrapped in BoundedHistorySampler, cap {args.cap})",
         "promotion_s: one decision among that many trials at a rung "
-        "(search.study.promotion as it stands in this tree)",
+        "(search.study.decide's ranking, search.core.RungRanking, in a process that has "
+        "ranked the rung before; a first decision: bench_promotion.py)",
         "reads_full_s / reads_view_s: one trial's coordination reads (claim, budget, dead "
         "workers, progress, rung metrics) of a journal-file study, whole-study walks vs the "
         "trials view; per_trial_s = ask + promotion x decisions per trial (1.48 with 4 "
@@ -348,6 +362,7 @@ def part_sim(args: argparse.Namespace) -> None:
                 "ours_ge_sha_always": all(
                     ours.hv_at(t) >= sha.hv_at(t) for t, _, _ in sha.points + ours.points
                 ),
+                **behind(ours, sha),
                 "cpu_sampler_per_trial_s": round(ours.cpu.get("sampler", 0) / trials, 4),
                 "cpu_promotion_per_trial_s": round(ours.cpu.get("promotion", 0) / trials, 4),
                 "real_s": round(seconds, 1),
@@ -358,8 +373,9 @@ def part_sim(args: argparse.Namespace) -> None:
     notes = [
         f"simulated seconds: a full-budget trial takes {scale_sim.FULL:.0f} s; {len(rungs)} "
         f"rungs ({', '.join(map(str, rungs))} images); ours = make_sampler's tpe + "
-        "search.study.promotion, asynchronous; 'ours, bounded C': the sampler wrapped in "
-        "BoundedHistorySampler(cap=C)",
+        "the study's promotion rule (top floor(n / 3) at once, stopped trials continued "
+        "later, continuations counted as trials), asynchronous; 'ours, bounded C': the "
+        "sampler wrapped in BoundedHistorySampler(cap=C)",
         "sync SH: brackets of random configurations, every rung waiting for all its "
         "trials; random: full-budget random configurations; same workers and simulated time",
         "hv: validation hypervolume of every trial's last rung (-robust, latency, size; "

@@ -186,13 +186,11 @@ def simulate_ours(
 
     for _ in range(min(workers, config.trials)):
         start(0.0)
-    numbers = itertools.count()
-    ids: dict[int, int] = {}
     told: set[int] = set()
     while events:
         now, _, trial, chosen, index = heapq.heappop(events)
         metrics = curve(chosen, fractions[index], seed)
-        number = ids.setdefault(id(trial), next(numbers))
+        number = trial.number
         clock = time.process_time()
         go_on = scheduler.decide(number, index, metrics)
         line.cpu["promotion"] = line.cpu.get("promotion", 0.0) + time.process_time() - clock
