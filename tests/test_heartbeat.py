@@ -10,7 +10,6 @@ rungs it recorded, and the study's budget holds.
 from __future__ import annotations
 
 import os
-import signal
 import time
 import uuid
 
@@ -18,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from test_storage_proxy import database_url, start_worker
-from test_workers import check_budget, create_study, wait_all
+from test_workers import check_budget, create_study, kill_mid_trial, wait_all
 
 from search.core import BadInput
 from search.study import (
@@ -119,16 +118,7 @@ def test_a_worker_killed_on_another_host_is_failed_by_heartbeat_and_the_budget_h
     try:
         victim = start_worker(study.study_name, url, tmp_path, AER_SEARCH_HOST=host, **beat)
         survivor = start_worker(study.study_name, url, tmp_path, **beat)
-        killed = None
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and victim.poll() is None:
-            for trial in study.get_trials(states=(TrialState.RUNNING,)):
-                if trial.user_attrs.get("worker", {}).get("pid") == victim.pid:
-                    victim.send_signal(signal.SIGKILL)
-                    killed = trial.number
-                    break
-            time.sleep(0.2)
-        assert killed is not None, "the victim never started a trial"
+        killed = kill_mid_trial(study, victim)
         errs = wait_all([victim, survivor])
         assert survivor.returncode == 0, errs[1][-2000:]
         # the dead trial gives its slot back: the survivor ran one in its place, or, if it

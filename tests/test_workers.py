@@ -70,6 +70,18 @@ def check_budget(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTr
     return ran
 
 
+def kill_mid_trial(study: optuna.Study, victim: subprocess.Popen, wait: float = 300) -> int:
+    """SIGKILL `victim` once it runs a trial of `study`; returns that trial's number."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and victim.poll() is None:
+        for trial in study.get_trials(states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("worker", {}).get("pid") == victim.pid:
+                victim.send_signal(signal.SIGKILL)
+                return trial.number
+        time.sleep(0.2)
+    raise AssertionError("the victim never started a trial")
+
+
 def wait_all(workers: list[subprocess.Popen], timeout: float = 600) -> list[str]:
     errs = []
     for worker in workers:
@@ -99,16 +111,7 @@ def test_two_workers_on_postgres_share_the_budget_and_survive_a_killed_one(
     try:
         victim = start_worker(study, postgres_url, tmp_path)
         survivor = start_worker(study, postgres_url, tmp_path)
-        killed = None
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and victim.poll() is None:
-            for trial in study.get_trials(states=(TrialState.RUNNING,)):
-                if trial.user_attrs.get("worker", {}).get("pid") == victim.pid:
-                    victim.send_signal(signal.SIGKILL)
-                    killed = trial.number
-                    break
-            time.sleep(0.2)
-        assert killed is not None, "the victim never started a trial"
+        killed = kill_mid_trial(study, victim)
         errs = wait_all([victim, survivor])
         assert survivor.returncode == 0, errs[1][-2000:]
         ran = check_budget(study, 6)
