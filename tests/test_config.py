@@ -187,8 +187,12 @@ def test_load_config_override_is_validated(tiny_config, write_config) -> None:
 
 
 def test_load_config_without_file_gives_defaults() -> None:
-    """Guards: no file and no preset -> the validated defaults."""
+    """Guards: no file and no preset -> the embedded default, the digits preset: the
+    validated defaults but for the test subset it sizes for a 2-core machine."""
     config = load_config()
+    assert config == load_config(preset="digits")
+    assert config.data.test_samples == 200 and StudyConfig().data.test_samples is None
+    config.data.test_samples = None
     assert config == StudyConfig()
 
 

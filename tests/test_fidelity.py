@@ -235,13 +235,18 @@ def test_workers_sharing_a_study_promote_from_the_storage_and_a_kill_loses_one_r
     while victim is None and time.monotonic() < deadline:  # a trial in a later rung
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             rungs = trial.user_attrs.get(RUNGS)
-            if rungs and (rungs[-1]["promoted"] or "inherited_from" in rungs[-1]):
-                victim = trial
+            if not rungs or not (rungs[-1]["promoted"] or "inherited_from" in rungs[-1]):
+                continue
+            pid = trial.user_attrs["worker"]["pid"]
+            os.kill(pid, signal.SIGSTOP)  # frozen: it cannot finish the trial while we look
+            now = study._storage.get_trial(trial._trial_id)
+            if now.state == optuna.trial.TrialState.RUNNING:
+                victim = now
+                os.kill(pid, signal.SIGKILL)
                 break
+            os.kill(pid, signal.SIGCONT)  # it finished the trial a moment ago: look again
         time.sleep(0.2)
     assert victim is not None, "no trial reached a second rung"
-    pid = victim.user_attrs["worker"]["pid"]
-    os.kill(pid, signal.SIGKILL)
     for worker in workers:
         worker.communicate(timeout=600)
     trials = {t.number: t for t in study.get_trials()}

@@ -75,9 +75,13 @@ def kill_mid_trial(study: optuna.Study, victim: subprocess.Popen, wait: float = 
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and victim.poll() is None:
         for trial in study.get_trials(states=(TrialState.RUNNING,)):
-            if trial.user_attrs.get("worker", {}).get("pid") == victim.pid:
+            if trial.user_attrs.get("worker", {}).get("pid") != victim.pid:
+                continue
+            victim.send_signal(signal.SIGSTOP)  # frozen: it cannot finish while we look
+            if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                 victim.send_signal(signal.SIGKILL)
                 return trial.number
+            victim.send_signal(signal.SIGCONT)  # it finished that trial a moment ago
         time.sleep(0.2)
     raise AssertionError("the victim never started a trial")
 
