@@ -132,7 +132,8 @@ def test_a_worker_killed_on_another_host_is_failed_by_heartbeat_and_the_budget_h
         assert dead.user_attrs["fail_reason"].startswith(
             f"its worker (host {host}, pid {victim.pid}) stopped heartbeating"
         )
-        assert f"trial {killed}: its worker (host {host}" in errs[1]  # the survivor said so
+        said = errs[1] + err_again  # the survivor, or the run after it, said so
+        assert f"trial {killed}: its worker (host {host}" in said
         assert dead.user_attrs.get("interrupted") is True
         assert sum(t.state == TrialState.COMPLETE for t in ran) == 5
     finally:
