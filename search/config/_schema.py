@@ -199,8 +199,8 @@ class EvaluationConfig:
     step_size: float = 0.025
     restarts: int = 1
     # the stronger attack that re-scores the front on the test split (`search pareto`):
-    # apgd = APGD-CE + APGD-DLR, autoattack = torchattacks' standard AutoAttack (slow on
-    # a CPU), pgd = PGD with `final_restarts` random restarts
+    # apgd = APGD-CE + APGD-DLR, autoattack = standard AutoAttack at its published budgets
+    # (search.robust._autoattack; slow on a CPU), pgd = PGD with `final_restarts` random restarts
     final_attack: str = "apgd"
     final_steps: int = 50
     final_restarts: int = 2

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from torchattacks.attack import Attack
 
 from search.config import EvaluationConfig
+from search.robust._autoattack import standard_autoattack
 from search.robust._threat_model import NORMS
 
 AttackFactory = Callable[[nn.Module], Attack]
@@ -62,8 +63,8 @@ def final_attacks(
     norm = NORMS[threat.norm]
     if threat.final_attack == "autoattack":
         return [
-            lambda m: torchattacks.AutoAttack(
-                m, norm=norm, eps=threat.epsilon, version="standard", n_classes=n_classes, seed=seed
+            lambda m: standard_autoattack(
+                m, norm=norm, eps=threat.epsilon, n_classes=n_classes, seed=seed
             )
         ]
     if threat.final_attack == "apgd":

@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torchattacks
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 
 from search.config import EvaluationConfig, SanityConfig
 from search.robust._attacks import NORMS
+from search.robust._autoattack import standard_autoattack
 from search.robust._per_example import apgd_correct, pgd_correct, pgd_images
 from search.robust._sanity import (
     Check,
@@ -266,13 +266,8 @@ def _final(
         return survivors
     rows = survivors.nonzero().flatten()
     if len(rows) > 0:  # autoattack: its own starts, drawn over the batch it is given
-        attack = torchattacks.AutoAttack(
-            model,
-            norm=NORMS[threat.norm],
-            eps=threat.epsilon,
-            version="standard",
-            n_classes=n_classes,
-            seed=seed,
+        attack = standard_autoattack(
+            model, norm=NORMS[threat.norm], eps=threat.epsilon, n_classes=n_classes, seed=seed
         )
         adversarial = attack(images[rows], labels[rows])
         with torch.no_grad():

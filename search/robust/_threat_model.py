@@ -15,5 +15,5 @@ def describe(threat: EvaluationConfig, final: bool = False) -> str:
     if threat.final_attack == "apgd":
         return f"APGD-CE + APGD-DLR ({threat.final_steps} steps x{threat.final_restarts}), {norm}"
     if threat.final_attack == "autoattack":
-        return f"AutoAttack (standard), {norm}"
+        return f"AutoAttack (standard: 100 APGD/FAB steps, 5,000 Square queries), {norm}"
     return f"PGD-{threat.final_steps} x{threat.final_restarts} restarts, {norm}"
