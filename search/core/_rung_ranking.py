@@ -198,6 +198,9 @@ class RungRanking:
         self.position: dict[int, int] = {}
         self._worst = np.full(len(self.maximised), -np.inf)
         self._best = np.full(len(self.maximised), np.inf)
+        # front -> {index: contribution}, until the next add: `top` and `place_of` of
+        # one decision need the same front's contributions
+        self._gains_of: dict[int, dict[int, float]] = {}
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -208,6 +211,8 @@ class RungRanking:
     def add(self, entries: Sequence[tuple[int, Sequence[float]]]) -> None:
         """Add (trial number, minimised point) pairs not seen yet."""
         new = [(n, p) for n, p in entries if n not in self.position]
+        if new:
+            self._gains_of.clear()
         indices = self.index.add_many([p for _, p in new])
         self.numbers += [-1] * len(new)  # by index in `self.index`, not by arrival
         for (number, point), i in zip(new, indices, strict=True):
@@ -222,9 +227,12 @@ class RungRanking:
         return self._worst + margin
 
     def _gains(self, k: int) -> dict[int, float]:
-        members = self.index.fronts[k]
-        points = self.index.array(k)
-        return dict(zip(members, contributions(points, self.reference()).tolist(), strict=True))
+        if k not in self._gains_of:
+            members = self.index.fronts[k]
+            points = self.index.array(k)
+            gains = contributions(points, self.reference()).tolist()
+            self._gains_of[k] = dict(zip(members, gains, strict=True))
+        return self._gains_of[k]
 
     def place_of(self, number: int) -> Place:
         """The trial's place in the rung's order (front, contribution, number)."""

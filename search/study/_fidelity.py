@@ -28,6 +28,7 @@ from search.study._promotion import decide
 from search.study._storage import fetch_artifact
 from search.study._stored import RUNGS
 from search.study._trial import Resume, TrialOutcome
+from search.study._trials_view import trials_view
 
 
 def record_rung(
@@ -57,7 +58,8 @@ def record_decision(trial: optuna.Trial, config: StudyConfig, entry: dict[str, A
     append it to the trial's `rungs` with the decision and what it saw, and return
     whether the trial goes on."""
     index = entry["rung"]
-    others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    trials = trials_view(trial.study).refresh().trials()
+    others = [t for t in trials if t.number != trial.number]
     decision = decide(trial.study, config, trial.number, index, entry["metrics"], others)
     last = index == len(config.fidelity.rungs()) - 1
     record = {**entry, **decision.to_dict(), "promoted": decision.go_on and not last}

@@ -20,7 +20,9 @@ it afterwards from the stored rung metrics alone.
 
 Each process keeps a ranking per rung and adds only the trials it has not seen yet
 (rung metrics never change once recorded), so a decision costs the new trials plus
-one front's contributions, not a sort of the whole study.
+one front's contributions, not a sort of the whole study; and it reads the study
+through the process's trials view (search.study._trials_view), which fetches only the
+open trials and the new ones, not every trial on every decision.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from objectives import get_objective
 from search.config import StudyConfig
 from search.core import RungRanking
 from search.study._stored import CONTINUES, FAIL_REASON, RUNGS, SURPLUS
+from search.study._trials_view import trials_view
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +215,7 @@ def enqueue_promotion(study: optuna.Study, config: StudyConfig) -> int | None:
     """Enqueue the continuation of one promotable stopped trial; returns its number."""
     if not config.fidelity.enabled:
         return None
-    trials = study.get_trials(deepcopy=False)
+    trials = trials_view(study).refresh().trials()
     link = find_promotion(study, config, trials)
     if link is None:
         return None
@@ -237,7 +240,7 @@ def claim_continuation(trial: optuna.Trial) -> dict[str, Any] | None:
         return None
     rivals = [
         t.number
-        for t in trial.study.get_trials(deepcopy=False)
+        for t in trials_view(trial.study).refresh().trials()
         if (other := continuation(t)) is not None
         and (other["trial"], other["rung"]) == (link["trial"], link["rung"])
     ]
