@@ -52,14 +52,26 @@ def test_read_commands_import_no_torch(small_study: str, command: list[str]) -> 
 
 
 def test_light_name_tables_equal_the_heavy_modules() -> None:
-    from search import compress, study
     from search.zoo._data import DATASETS
     from search.zoo._models import ZOO
     from search.zoo._names import DATASET_NAMES, MODEL_NAMES
 
     assert set(DATASET_NAMES) == set(DATASETS)
     assert set(MODEL_NAMES) == set(ZOO)
-    assert study._stored.WEIGHTS_FILE == compress.WEIGHTS
+
+
+@pytest.mark.parametrize("package", ["compress", "front", "robust", "study", "zoo"])
+def test_every_lazy_export_is_the_object_its_module_defines(package: str) -> None:
+    """`__all__` comes from the TYPE_CHECKING imports; each name resolves to them."""
+    import importlib
+
+    from search.core._lazy import type_checking_imports
+
+    namespace = importlib.import_module(f"search.{package}")
+    table = type_checking_imports(namespace.__file__)
+    assert namespace.__all__ == list(table) and len(table) > 10
+    for name, (module, original) in table.items():
+        assert getattr(namespace, name) is getattr(importlib.import_module(module), original)
 
 
 def test_a_lazy_package_refuses_an_unknown_name_and_lists_its_own() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from search.core._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from search.compress._file_names import WEIGHTS
     from search.compress._int8 import (
         FORM,
         form_name,
@@ -30,11 +31,7 @@ if TYPE_CHECKING:
         time_module,
         time_session,
     )
-    from search.compress._loading import (
-        WEIGHTS,
-        load_model,
-        load_model_with_info,
-    )
+    from search.compress._loading import load_model, load_model_with_info
     from search.compress._onnx import (
         FLOAT_ONNX,
         INT8_ONNX,

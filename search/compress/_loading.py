@@ -9,13 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from search.compress._file_names import WEIGHTS
 from search.compress._packing import load_packed
 from search.compress._pruning import prunable_layers, prune_to_widths
 from search.compress._quantization import quantize_weights
 from search.core import BadInput
 from search.zoo import DataInfo, build_model
-
-WEIGHTS = "model.safetensors"  # the file name of packed weights (search.study.WEIGHTS_FILE)
 
 
 def load_model(path: str | Path) -> nn.Module:

@@ -59,6 +59,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 
+from search.compress._file_names import WEIGHTS
 from search.study._storage import fetch_artifact
 
 if TYPE_CHECKING:  # torch only where weights are read or written: the keys stay light
@@ -66,7 +67,6 @@ if TYPE_CHECKING:  # torch only where weights are read or written: the keys stay
 
     from search.zoo import DataInfo
 
-WEIGHTS_FILE = "model.safetensors"  # search.compress.WEIGHTS: the packed weights' file
 
 # study user attrs
 CONFIG = "config"
@@ -169,7 +169,7 @@ def store_base(study: optuna.Study, base: nn.Module, artifacts: Any) -> None:
 def upload_weights(trial: optuna.Trial, save: Any, artifacts: Any) -> str:
     """Save a model's packed weights with `save(path)` and upload them for `trial`."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / WEIGHTS_FILE
+        path = Path(tmp) / WEIGHTS
         save(path)
         return upload_artifact(artifact_store=artifacts, file_path=str(path), study_or_trial=trial)
 
@@ -177,7 +177,7 @@ def upload_weights(trial: optuna.Trial, save: Any, artifacts: Any) -> str:
 def trial_model(trial: optuna.trial.FrozenTrial, artifacts: Any) -> tuple[nn.Module, DataInfo]:
     """The compressed model a trial stored (its last rung's), and its input facts."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / WEIGHTS_FILE
+        path = Path(tmp) / WEIGHTS
         fetch_artifact(
             artifacts,
             trial.user_attrs[WEIGHTS_ARTIFACT],
