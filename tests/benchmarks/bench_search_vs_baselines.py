@@ -751,6 +751,22 @@ def plot(path: Path, runs: list[Run], ref: Reference, preset: str) -> None:
     plt.close(fig)
 
 
+def seed_cache(source: Path, cache: Path) -> None:
+    """Copy each trained base model (weights and its record, both or neither) that the
+    cache lacks; never overwrites one the cache holds."""
+    import shutil
+
+    cache.mkdir(parents=True, exist_ok=True)
+    for weights in sorted(source.glob("base-*.pt")):
+        record = weights.with_suffix(".json")
+        if ".partial" in weights.name or not record.is_file():
+            continue
+        if not (cache / weights.name).exists() and not (cache / record.name).exists():
+            shutil.copyfile(record, cache / record.name)
+            shutil.copyfile(weights, cache / weights.name)
+            say(f"base model {weights.name} copied from {source}")
+
+
 def threat_model(run: Run) -> str:
     from search.robust import describe
     from search.study import config_from_dict
@@ -802,15 +818,27 @@ def main() -> int:
         help="studies, base-model cache and logs (default: DIR/work-*); "
         "reusing one resumes its studies",
     )
+    parser.add_argument(
+        "--base-cache",
+        type=Path,
+        default=None,
+        help="a folder of trained base models (base-HASH.pt with its base-HASH.json, as a "
+        "run caches them): copied into the jobs dir's cache where it has none, so a base "
+        "model trained in an earlier session is not trained again",
+    )
     args = parser.parse_args()
     if args.trials is not None and args.trials < 1:
         parser.error("--trials must be >= 1")
+    if args.base_cache is not None and not args.base_cache.is_dir():
+        parser.error(f"--base-cache: no folder at {str(args.base_cache)!r}")
     out = args.out or Path(tempfile.mkdtemp(prefix="aer-bench-vs-baselines-"))
     out.mkdir(parents=True, exist_ok=True)
     work = args.jobs_dir or Path(tempfile.mkdtemp(prefix="work-", dir=out))
     work = work.resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AER_SEARCH_CACHE": str(work / "cache")}
+    if args.base_cache is not None:
+        seed_cache(args.base_cache, work / "cache")
     env.pop("AER_SEARCH_STORAGE", None)
     say(f"results in {out}, studies and logs in {work}")
 
