@@ -640,13 +640,26 @@ def better_training(runs_of_seed: dict[str, Run]) -> Run | None:
 
 
 def anchor_notes(runs: list[Run]) -> list[str]:
-    """What the search adds after its warm-start anchors (validation-front HV)."""
-    return [
-        f"{r.study}: validation HV {r.anchors_hv:.3f} after the warm-start anchors, "
-        f"{r.curve[-1][1]:.3f} at the end (+{r.curve[-1][1] - r.anchors_hv:.3f})"
-        for r in runs
-        if r.anchors_hv is not None and r.curve
-    ]
+    """What the search adds after its warm-start anchors (validation-front HV), and how
+    soon its validation HV leaves 0 (CPU-s of trials, base model excluded)."""
+    lines = []
+    for r in runs:
+        if r.anchors_hv is None or not r.curve:
+            continue
+        trials_cpu = r.cpu_seconds - r.base_cpu_seconds
+        first = next((spent for spent, hv in r.curve if hv > 0), None)
+        soon = (
+            f"{first - r.base_cpu_seconds:.0f} of {trials_cpu:.0f} CPU-s of trials "
+            f"({(first - r.base_cpu_seconds) / trials_cpu:.0%}; target <= 25%)"
+            if first is not None and trials_cpu > 0
+            else "never"
+        )
+        lines.append(
+            f"{r.study}: validation HV {r.anchors_hv:.3f} after the warm-start anchors, "
+            f"{r.curve[-1][1]:.3f} at the end (+{r.curve[-1][1] - r.anchors_hv:.3f}; target "
+            f">= +0.03); above 0 after {soon}"
+        )
+    return lines
 
 
 def sanity_notes(runs: list[Run]) -> list[str]:
