@@ -12,6 +12,7 @@ attack took: the models do not change, and AutoAttack on a CPU takes minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -30,8 +31,7 @@ def check(storage: str, study_name: str, trial_number: int, images: int) -> dict
     from torch.utils.data import Subset
 
     from search.core import resolve_device
-    from search.robust import clean_accuracy, final_attacks, robust_accuracy, standard_autoattack
-    from search.robust._threat_model import NORMS
+    from search.robust import clean_accuracy, final_attacks, robust_accuracy
     from search.study import artifact_store, config_from_dict, trial_model
     from search.zoo import load_splits, make_loader
 
@@ -51,8 +51,8 @@ def check(storage: str, study_name: str, trial_number: int, images: int) -> dict
     row["final"] = robust_accuracy(model, loader, threat, device, attacks=final)
     row["final_cpu_seconds"] = time.process_time() - start
     start = time.process_time()
-    norm, eps = NORMS[threat.norm], threat.epsilon
-    autoattack = [lambda m: standard_autoattack(m, norm, eps, info.num_classes, config.seed)]
+    standard = dataclasses.replace(threat, final_attack="autoattack")
+    autoattack = final_attacks(standard, seed=config.seed, n_classes=info.num_classes)
     row["autoattack"] = robust_accuracy(model, loader, threat, device, attacks=autoattack)
     row["autoattack_cpu_seconds"] = time.process_time() - start
     row["final_attack"] = threat.final_attack
