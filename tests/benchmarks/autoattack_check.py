@@ -15,8 +15,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from search.config import EvaluationConfig
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """One stored trial's model on the first N test images, as its study scores it."""
+
+    model: torch.nn.Module  # on the study's device, in eval mode
+    num_classes: int
+    threat: EvaluationConfig  # the study's evaluation section
+    seed: int
+    device: torch.device
+    images: int  # how many test images the loader holds
+    loader: DataLoader
+
+
+def stored_trial(storage: str, study_name: str, number: int, images: int) -> StoredTrial:
+    """Trial NUMBER of a stored study, with a loader over the first IMAGES images of its
+    test subset (all of them when IMAGES exceeds it); read back as `search pareto` does."""
+    import optuna
+    from torch.utils.data import Subset
+
+    from search.core import resolve_device
+    from search.study import artifact_store, config_from_dict, trial_model
+    from search.zoo import load_splits, make_loader
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    config = config_from_dict(study.user_attrs["config"])
+    device = resolve_device(config.device)
+    splits = load_splits(config.data, config.seed)
+    test = Subset(splits.test, range(min(images, len(splits.test))))  # type: ignore[arg-type]
+    model, info = trial_model(study.trials[number], artifact_store(storage, config.artifacts))
+    return StoredTrial(
+        model=model.to(device).eval(),
+        num_classes=info.num_classes,
+        threat=config.evaluation,
+        seed=config.seed,
+        device=device,
+        images=len(test),
+        loader=make_loader(test, 250),
+    )
 
 
 def check(storage: str, study_name: str, trial_number: int, images: int) -> dict[str, Any]:
@@ -27,32 +74,18 @@ def check(storage: str, study_name: str, trial_number: int, images: int) -> dict
     if key in saved:
         return saved[key]
 
-    import optuna
-    from torch.utils.data import Subset
-
-    from search.core import resolve_device
     from search.robust import clean_accuracy, final_attacks, robust_accuracy
-    from search.study import artifact_store, config_from_dict, trial_model
-    from search.zoo import load_splits, make_loader
 
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    config = config_from_dict(study.user_attrs["config"])
-    device = resolve_device(config.device)
-    splits = load_splits(config.data, config.seed)
-    test = Subset(splits.test, range(min(images, len(splits.test))))  # type: ignore[arg-type]
-    loader = make_loader(test, 250)
-    artifacts = artifact_store(storage, config.artifacts)
-    model, info = trial_model(study.trials[trial_number], artifacts)
-    model = model.to(device).eval()
-    threat = config.evaluation
-    row: dict[str, Any] = {"images": len(test), "clean": clean_accuracy(model, loader, device)}
+    stored = stored_trial(storage, study_name, trial_number, images)
+    model, loader, device, threat = stored.model, stored.loader, stored.device, stored.threat
+    row: dict[str, Any] = {"images": stored.images, "clean": clean_accuracy(model, loader, device)}
     start = time.process_time()
-    final = final_attacks(threat, seed=config.seed, n_classes=info.num_classes)
+    final = final_attacks(threat, seed=stored.seed, n_classes=stored.num_classes)
     row["final"] = robust_accuracy(model, loader, threat, device, attacks=final)
     row["final_cpu_seconds"] = time.process_time() - start
     start = time.process_time()
     standard = dataclasses.replace(threat, final_attack="autoattack")
-    autoattack = final_attacks(standard, seed=config.seed, n_classes=info.num_classes)
+    autoattack = final_attacks(standard, seed=stored.seed, n_classes=stored.num_classes)
     row["autoattack"] = robust_accuracy(model, loader, threat, device, attacks=autoattack)
     row["autoattack_cpu_seconds"] = time.process_time() - start
     row["final_attack"] = threat.final_attack

@@ -15,39 +15,31 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from pathlib import Path
 
-import optuna
-from torch.utils.data import Subset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/benchmarks
 
-from search.core import resolve_device
-from search.robust import clean_accuracy, final_attacks, robust_accuracy
-from search.study import artifact_store, config_from_dict, trial_model
-from search.zoo import load_splits, make_loader
+from autoattack_check import stored_trial  # noqa: E402
+
+from search.robust import clean_accuracy, final_attacks, robust_accuracy  # noqa: E402
 
 
 def main() -> None:
     storage, study_name, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
     images = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    config = config_from_dict(study.user_attrs["config"])
-    threat = config.evaluation
+    stored = stored_trial(storage, study_name, number, images)
+    model, loader, device, threat = stored.model, stored.loader, stored.device, stored.threat
     steps = [int(s) for s in sys.argv[5:]] or [threat.final_steps, 100]
-    device = resolve_device(config.device)
-    splits = load_splits(config.data, config.seed)
-    test = Subset(splits.test, range(min(images, len(splits.test))))  # type: ignore[arg-type]
-    loader = make_loader(test, 250)
-    model, info = trial_model(study.trials[number], artifact_store(storage, config.artifacts))
-    model = model.to(device).eval()
     print(
         f"{study_name} trial {number}: clean {clean_accuracy(model, loader, device):.3f} "
-        f"on {len(test)} test images; final attack {threat.final_attack}, "
+        f"on {stored.images} test images; final attack {threat.final_attack}, "
         f"{threat.final_restarts} restart(s)"
     )
     print("steps  robust  CPU-s")
     for count in steps:
         start = time.process_time()
         at = dataclasses.replace(threat, final_steps=count)
-        attacks = final_attacks(at, seed=config.seed, n_classes=info.num_classes)
+        attacks = final_attacks(at, seed=stored.seed, n_classes=stored.num_classes)
         robust = robust_accuracy(model, loader, at, device, attacks=attacks)
         print(f"{count:5d}  {robust:.3f}  {time.process_time() - start:6.0f}", flush=True)
 
