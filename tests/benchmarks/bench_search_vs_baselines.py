@@ -43,17 +43,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import autoattack_check
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from paper_protocol import paper_pgd
 
 from search.front import hypervolume, to_minimisation
-
-if TYPE_CHECKING:
-    import torch
-    from torch.utils.data import Dataset
 
 METHODS = {  # name -> (study prefix, --baseline, starts from the base model, extra flags)
     "ours": ("ours", None, True, ()),
@@ -368,7 +364,8 @@ def paper_protocol(run: Run, front: list[FrozenTrial]) -> list[tuple[float, floa
     (the models do not change)."""
     cache = Path(run.storage.removeprefix("sqlite:///")).with_suffix(".paper.json")
     if cache.is_file():
-        return [_paper_row(row) for row in json.loads(cache.read_text())]
+        legacy = PAPER_TEST_IMAGES.get(run.preset, PAPER_TEST_IMAGES_DEFAULT) or 10_000
+        return [_paper_row(row, legacy) for row in json.loads(cache.read_text())]
     from torch.utils.data import Subset
 
     from search.study import artifact_store, config_from_dict, trial_model
@@ -398,31 +395,10 @@ def paper_protocol(run: Run, front: list[FrozenTrial]) -> list[tuple[float, floa
     return rows
 
 
-def _paper_row(row: list) -> tuple[float, float, float, int]:
-    """A cached row; rows cached before the image count was kept used 1,000 images."""
-    return (row[0], row[1], row[2], row[3] if len(row) > 3 else PAPER_TEST_IMAGES_DEFAULT)
-
-
-def paper_pgd(model: torch.nn.Module, images: Dataset) -> tuple[float, float]:
-    """(robust, clean) accuracy under the paper's PGD-20 (see paper_protocol)."""
-    import torch
-
-    from search.zoo import make_loader
-
-    robust = clean = total = 0
-    for batch, labels in make_loader(images, 250):
-        delta = torch.zeros_like(batch)
-        for _ in range(20):
-            delta.requires_grad_(True)
-            loss = torch.nn.functional.cross_entropy(model(batch + delta), labels)
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() + 0.005 * grad.sign()).clamp(-0.05, 0.05)
-        with torch.no_grad():
-            right = model(batch).argmax(1) == labels
-            clean += int(right.sum())
-            robust += int((right & (model(batch + delta).argmax(1) == labels)).sum())
-        total += len(labels)
-    return robust / total, clean / total
+def _paper_row(row: list, legacy: int) -> tuple[float, float, float, int]:
+    """A cached row; rows cached before the image count was kept scored every member on
+    LEGACY images (the preset's count)."""
+    return (row[0], row[1], row[2], row[3] if len(row) > 3 else legacy)
 
 
 def summary(values: list[float | None], digits: int, total: int) -> str:

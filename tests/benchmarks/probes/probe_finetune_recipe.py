@@ -24,12 +24,16 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/benchmarks
+from paper_protocol import paper_pgd  # noqa: E402
 
 from search.config import read_config
 from search.robust import KeepBest, clean_accuracy, finetune, robust_accuracy
@@ -43,6 +47,9 @@ DEFAULT_VARIANTS = [
     {"strategy": "trades", "trades_beta": 6.0},
     {"strategy": "blind"},
 ]
+# variant keys that set the compression plan (default sparsity 0.5, 8 bits, eps 0.1);
+# every other key but the strategy is a FinetuneConfig field
+PLAN_KEYS = ("strategy", "sparsity", "bits", "epsilon")
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -61,11 +68,14 @@ class Log:
 
 def scores(setup: StudySetup, model: torch.nn.Module, test: Any) -> dict[str, float]:
     cfg, device = setup.config, setup.device
+    paper_robust, paper_clean = paper_pgd(model, test.dataset)
     return {
         "val_robust": robust_accuracy(model, setup.val_loader, cfg.evaluation, device, cfg.seed),
         "val_clean": clean_accuracy(model, setup.val_loader, device),
         "test_robust": robust_accuracy(model, test, cfg.evaluation, device, cfg.seed),
         "test_clean": clean_accuracy(model, test, device),
+        "paper_robust": paper_robust,  # the paper's own protocol (paper_protocol.py)
+        "paper_clean": paper_clean,
     }
 
 
@@ -73,19 +83,20 @@ def run_variant(
     setup: StudySetup, variant: dict[str, Any], epochs: int, test: Any, log: Log
 ) -> list[dict[str, Any]]:
     cfg = setup.config
-    recipe = {k: v for k, v in variant.items() if k != "strategy"}
+    recipe = {k: v for k, v in variant.items() if k not in PLAN_KEYS}
     config = dataclasses.replace(cfg.finetune, **recipe)
     plan = Plan(
-        sparsity={name: 0.5 for name in setup.prunable},
-        bits={name: 8 for name in setup.quantizable},
-        epsilon=0.1,
+        sparsity={name: variant.get("sparsity", 0.5) for name in setup.prunable},
+        bits={name: variant.get("bits", 8) for name in setup.quantizable},
+        epsilon=variant.get("epsilon", 0.1),
         epochs=epochs,
         strategy=variant["strategy"],
     )
     torch.manual_seed(0)
     model = compress(setup.base_model, plan, setup.input_shape, setup.device)
     val = setup.val_loader.dataset
-    held_out = make_loader(Subset(val, range(min(config.keep_best_samples, len(val)))), 256)
+    count = min(config.keep_best_samples, len(val))  # type: ignore[arg-type]
+    held_out = make_loader(Subset(val, range(count)), 256)
 
     last: dict[str, torch.Tensor] = {}
 
@@ -113,14 +124,22 @@ def run_variant(
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    header = "| variant | keep_best | epoch | val robust | val clean | test robust | test clean |"
-    lines = [header, "|---|---|---:|---:|---:|---:|---:|"]
+    header = (
+        "| variant | keep_best | epoch | val robust | val clean | test robust | test clean "
+        "| paper protocol (robust / clean) |"
+    )
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        name = row["strategy"] + (f" beta {row['trades_beta']:g}" if "trades_beta" in row else "")
+        name = row["strategy"] + "".join(
+            f" {key} {row[key]:g}"
+            for key in ("trades_beta", "sparsity", "bits", "epsilon")
+            if key in row
+        )
         lines.append(
             f"| {name} | {'yes' if row['keep_best'] else 'no'} | {row['epoch']} | "
             f"{row['val_robust']:.3f} | {row['val_clean']:.3f} | "
-            f"{row['test_robust']:.3f} | {row['test_clean']:.3f} |"
+            f"{row['test_robust']:.3f} | {row['test_clean']:.3f} | "
+            f"{row['paper_robust']:.3f} / {row['paper_clean']:.3f} |"
         )
     return lines
 
