@@ -385,10 +385,10 @@ def paper_protocol(run: Run, front: list[FrozenTrial]) -> list[tuple[float, floa
         import dataclasses
 
         full = load_splits(dataclasses.replace(config.data, test_samples=None), config.seed).test
+        count = len(full)  # type: ignore[arg-type]
         ref_size = REFERENCE_SIZE.get(run.seed)
         small = [i for i, row in enumerate(rows) if ref_size is None or row[2] <= ref_size / 4]
         for i in sorted(small, key=lambda i: rows[i][0], reverse=True)[:PAPER_CONFIRM]:
-            count = len(full)  # type: ignore[arg-type]
             say(f"[{run.study}] paper protocol, trial {front[i].number}, {count:,} test images")
             rows[i] = (*paper_pgd(models[i], full), rows[i][2], count)
     cache.write_text(json.dumps(rows))

@@ -131,9 +131,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         name = row["strategy"] + "".join(
-            f" {key} {row[key]:g}"
-            for key in ("trades_beta", "sparsity", "bits", "epsilon")
-            if key in row
+            f" {key} {row[key]:g}" for key in ("trades_beta", *PLAN_KEYS[1:]) if key in row
         )
         lines.append(
             f"| {name} | {'yes' if row['keep_best'] else 'no'} | {row['epoch']} | "
