@@ -70,20 +70,42 @@ def check_budget(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTr
     return ran
 
 
-def kill_mid_trial(study: optuna.Study, victim: subprocess.Popen, wait: float = 300) -> int:
-    """SIGKILL `victim` once it runs a trial of `study`; returns that trial's number."""
+def freeze_mid_trial(study: optuna.Study, victim: subprocess.Popen, wait: float = 300) -> int:
+    """SIGSTOP `victim` while it runs a trial of `study`; returns that trial's number."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and victim.poll() is None:
-        for trial in study.get_trials(states=(TrialState.RUNNING,)):
-            if trial.user_attrs.get("worker", {}).get("pid") != victim.pid:
-                continue
+        for trial in running_trials(study, victim):
             victim.send_signal(signal.SIGSTOP)  # frozen: it cannot finish while we look
             if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                victim.send_signal(signal.SIGKILL)
                 return trial.number
             victim.send_signal(signal.SIGCONT)  # it finished that trial a moment ago
         time.sleep(0.2)
     raise AssertionError("the victim never started a trial")
+
+
+def kill_mid_trial(study: optuna.Study, victim: subprocess.Popen, wait: float = 300) -> int:
+    """SIGKILL `victim` while it runs a trial of `study`; returns that trial's number."""
+    number = freeze_mid_trial(study, victim, wait)
+    victim.send_signal(signal.SIGKILL)
+    return number
+
+
+def wait_for_trial(study: optuna.Study, worker: subprocess.Popen, wait: float = 300) -> None:
+    """Return once `worker` runs a trial of `study` (it has read the budget by then)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and worker.poll() is None:
+        if running_trials(study, worker):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the worker never started a trial")
+
+
+def running_trials(study: optuna.Study, worker: subprocess.Popen) -> list[Any]:
+    return [
+        t
+        for t in study.get_trials(states=(TrialState.RUNNING,))
+        if t.user_attrs.get("worker", {}).get("pid") == worker.pid
+    ]
 
 
 def wait_all(workers: list[subprocess.Popen], timeout: float = 600) -> list[str]:
@@ -113,9 +135,13 @@ def test_two_workers_on_postgres_share_the_budget_and_survive_a_killed_one(
         tiny_config, tiny_setup, postgres_url, trials=6, artifacts=tmp_path / "artifacts"
     )
     try:
+        # The survivor starts while the victim's first trial runs, so it counts that
+        # trial against the budget, and must still run one more once it is interrupted.
         victim = start_worker(study, postgres_url, tmp_path)
+        killed = freeze_mid_trial(study, victim)
         survivor = start_worker(study, postgres_url, tmp_path)
-        killed = kill_mid_trial(study, victim)
+        wait_for_trial(study, survivor)
+        victim.send_signal(signal.SIGKILL)
         errs = wait_all([victim, survivor])
         assert survivor.returncode == 0, errs[1][-2000:]
         ran = check_budget(study, 6)

@@ -112,9 +112,11 @@ def run_study(
     seed = sampler_seed(config, done, created=created_here(study))
     study.sampler = make_sampler(config, done, seed)
     enqueue_promotion(study, config)  # a resumed study may hold a promotable trial
+    # No n_trials: the budget callback stops this process. A count fixed here would be
+    # short when another worker's running trial, counted now, is later interrupted and
+    # gives its slot back (this process must then run one more than it saw remaining).
     study.optimize(
         make_objective(setup, artifacts, seed, beat_every),
-        n_trials=remaining,
         timeout=config.timeout,
         catch=(Exception,),
         callbacks=[Progress(config.trials, done, config.objectives), BudgetCallback(config)],
