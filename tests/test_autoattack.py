@@ -12,7 +12,14 @@ from torch import nn
 from torchattacks import APGD, APGDT, FAB, Square
 
 from search.config import EvaluationConfig
-from search.robust import final_attacks, robust_accuracy, standard_autoattack
+from search.robust import (
+    AUTOATTACK_PARTS,
+    autoattack_parts,
+    final_attacks,
+    robust_accuracy,
+    robust_after_each,
+    standard_autoattack,
+)
 from search.robust._cascade import _final
 
 EPS = 0.1
@@ -82,3 +89,26 @@ def test_the_final_attack_option_and_the_cascade_use_the_standard_version() -> N
     # the cascade attacks only the examples standing, with the same attacks and seed: on
     # one batch that holds them all, it finds the same share of robust examples
     assert survivors.float().mean().item() == robust
+
+
+def test_robust_after_each_splits_the_cascade_by_attack() -> None:
+    """Clean first, then the share left after each attack: never rising, its last entry
+    the robust accuracy of the attacks together, and each part breaking only survivors."""
+    model, images, labels = tiny_model_and_data()
+    loader = [(images[:32], labels[:32]), (images[32:], labels[32:])]
+    threat = EvaluationConfig(epsilon=EPS, final_steps=10)
+    final = final_attacks(threat, n_classes=4)
+    parts = [
+        (lambda m, i=i: autoattack_parts(m, "Linf", EPS, n_classes=4, steps=10, queries=200)[i])
+        for i in range(len(AUTOATTACK_PARTS))
+    ]
+    cpu = torch.device("cpu")
+    after = robust_after_each(model, loader, cpu, [*final, *parts])  # type: ignore[arg-type]
+    assert len(after) == 1 + len(final) + len(AUTOATTACK_PARTS)
+    with torch.no_grad():
+        assert after[0] == (model(images).argmax(1) == labels).float().mean().item()
+    assert after == sorted(after, reverse=True)
+    assert after[0] > after[-1]  # the attacks broke something: the split has work to show
+    together = robust_accuracy(model, loader, threat, cpu, attacks=[*final, *parts])  # type: ignore[arg-type]
+    assert together == after[-1]
+    assert robust_after_each(model, loader, cpu, final)[-1] == after[len(final)]  # type: ignore[arg-type]

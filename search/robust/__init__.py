@@ -18,9 +18,10 @@ if TYPE_CHECKING:
         clean_accuracy,
         final_attacks,
         robust_accuracy,
+        robust_after_each,
         search_attacks,
     )
-    from search.robust._autoattack import standard_autoattack
+    from search.robust._autoattack import AUTOATTACK_PARTS, autoattack_parts, standard_autoattack
     from search.robust._budgeted import (
         BudgetState,
         batch_indices,

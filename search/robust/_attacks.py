@@ -99,6 +99,23 @@ def robust_accuracy(
     examples are crafted on `source` and evaluated on `model` (a transfer attack).
     """
     attacks = search_attacks(threat) if attacks is None else attacks
+    return robust_after_each(model, loader, device, attacks, seed, source)[-1]
+
+
+def robust_after_each(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    attacks: Sequence[AttackFactory],
+    seed: int = 0,
+    source: nn.Module | None = None,
+) -> list[float]:
+    """Clean accuracy, then the fraction still robust after each attack in turn.
+
+    Each attack runs only on the examples every earlier one left standing, so entry k
+    is robust accuracy under the first k attacks together and the drops between entries
+    say which attack broke how much (the split of a robust-accuracy gap by attack).
+    """
     crafter = model if source is None else source
     modes = (model.training, crafter.training)
     model.eval()
@@ -106,23 +123,24 @@ def robust_accuracy(
     built = [make(crafter) for make in attacks]
     rng_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    robust = total = 0
+    robust = [0] * (len(built) + 1)
+    total = 0
     try:
         for images, labels in loader:
             images, labels = images.to(device), labels.to(device)
             with torch.no_grad():
                 survived = model(images).argmax(1) == labels
-            for attack in built:
-                if not survived.any():
-                    break
-                adversarial = attack(images[survived], labels[survived])
-                with torch.no_grad():
-                    still = model(adversarial).argmax(1) == labels[survived]
-                survived[survived.clone()] = still
-            robust += survived.sum().item()
+            robust[0] += survived.sum().item()
+            for index, attack in enumerate(built, start=1):
+                if survived.any():
+                    adversarial = attack(images[survived], labels[survived])
+                    with torch.no_grad():
+                        still = model(adversarial).argmax(1) == labels[survived]
+                    survived[survived.clone()] = still
+                robust[index] += survived.sum().item()
             total += len(labels)
     finally:
         torch.random.set_rng_state(rng_state)
         model.train(modes[0])
         crafter.train(modes[1])
-    return robust / max(total, 1)
+    return [count / max(total, 1) for count in robust]
