@@ -14,7 +14,6 @@ from torchattacks import APGD, APGDT, FAB, Square
 from search.config import EvaluationConfig
 from search.robust import (
     AUTOATTACK_PARTS,
-    autoattack_parts,
     final_attacks,
     robust_accuracy,
     robust_after_each,
@@ -99,7 +98,11 @@ def test_robust_after_each_splits_the_cascade_by_attack() -> None:
     threat = EvaluationConfig(epsilon=EPS, final_steps=10)
     final = final_attacks(threat, n_classes=4)
     parts = [
-        (lambda m, i=i: autoattack_parts(m, "Linf", EPS, n_classes=4, steps=10, queries=200)[i])
+        (
+            lambda m, i=i: standard_autoattack(
+                m, "Linf", EPS, n_classes=4, steps=10, queries=200
+            ).attacks[i]
+        )
         for i in range(len(AUTOATTACK_PARTS))
     ]
     cpu = torch.device("cpu")

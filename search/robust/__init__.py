@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         robust_after_each,
         search_attacks,
     )
-    from search.robust._autoattack import AUTOATTACK_PARTS, autoattack_parts, standard_autoattack
+    from search.robust._autoattack import AUTOATTACK_PARTS, standard_autoattack
     from search.robust._budgeted import (
         BudgetState,
         batch_indices,

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from torch import nn
 from torchattacks import APGD, APGDT, FAB, MultiAttack, Square
-from torchattacks.attack import Attack
 
-AUTOATTACK_PARTS = ("APGD-CE", "APGD-T", "FAB-T", "Square")  # as `autoattack_parts` builds
+AUTOATTACK_PARTS = ("APGD-CE", "APGD-T", "FAB-T", "Square")  # `standard_autoattack`'s order
 STANDARD_STEPS = 100  # APGD-CE, APGD-T and FAB-T iterations in the standard version
 SQUARE_QUERIES = 5000
 
@@ -28,34 +27,23 @@ def standard_autoattack(
     steps: int = STANDARD_STEPS,
     queries: int = SQUARE_QUERIES,
 ) -> MultiAttack:
-    """APGD-CE, APGD-T (all other classes as targets), FAB-T and Square; `norm` is
-    torchattacks' spelling ("Linf" or "L2"). Leave `steps` and `queries` at the standard
-    version's budgets for any number called AutoAttack (tests shrink them for speed)."""
-    return MultiAttack(autoattack_parts(model, norm, eps, n_classes, seed, steps, queries))
-
-
-def autoattack_parts(
-    model: nn.Module,
-    norm: str,
-    eps: float,
-    n_classes: int = 10,
-    seed: int = 0,
-    steps: int = STANDARD_STEPS,
-    queries: int = SQUARE_QUERIES,
-) -> list[Attack]:
-    """The four attacks of `standard_autoattack`, in its order, one by one (to tell
-    which of them breaks what)."""
-    return [
-        APGD(model, norm=norm, eps=eps, steps=steps, loss="ce", seed=seed),
-        APGDT(model, norm=norm, eps=eps, steps=steps, n_classes=n_classes, seed=seed),
-        FAB(
-            model,
-            norm=norm,
-            eps=eps,
-            steps=steps,
-            multi_targeted=True,
-            n_classes=n_classes,
-            seed=seed,
-        ),
-        Square(model, norm=norm, eps=eps, n_queries=queries, seed=seed),
-    ]
+    """APGD-CE, APGD-T (all other classes as targets), FAB-T and Square (AUTOATTACK_PARTS,
+    its `.attacks` one by one); `norm` is torchattacks' spelling ("Linf" or "L2"). Leave
+    `steps` and `queries` at the standard version's budgets for any number called
+    AutoAttack (tests shrink them for speed)."""
+    return MultiAttack(
+        [
+            APGD(model, norm=norm, eps=eps, steps=steps, loss="ce", seed=seed),
+            APGDT(model, norm=norm, eps=eps, steps=steps, n_classes=n_classes, seed=seed),
+            FAB(
+                model,
+                norm=norm,
+                eps=eps,
+                steps=steps,
+                multi_targeted=True,
+                n_classes=n_classes,
+                seed=seed,
+            ),
+            Square(model, norm=norm, eps=eps, n_queries=queries, seed=seed),
+        ]
+    )

@@ -111,9 +111,9 @@ def split(storage: str, study_name: str, trial_number: int, images: int) -> dict
     from search.robust import (
         AUTOATTACK_PARTS,
         NORMS,
-        autoattack_parts,
         final_attacks,
         robust_after_each,
+        standard_autoattack,
     )
 
     stored = stored_trial(storage, study_name, trial_number, images)
@@ -125,9 +125,9 @@ def split(storage: str, study_name: str, trial_number: int, images: int) -> dict
     ]
 
     def part(index: int) -> Any:
-        return lambda m: autoattack_parts(
+        return lambda m: standard_autoattack(
             m, NORMS[threat.norm], threat.epsilon, stored.num_classes, stored.seed
-        )[index]
+        ).attacks[index]
 
     parts = [part(i) for i in range(len(AUTOATTACK_PARTS))]
     start = time.process_time()
