@@ -561,8 +561,9 @@ def paper_images(preset: str) -> str:
         return f"first {count:,} test images"
     return (
         f"every front member on the first {PAPER_TEST_IMAGES_DEFAULT:,} test images, the "
-        f"{PAPER_CONFIRM} most robust at <= 1/4 size again on all 10,000 (the table shows "
-        "the best of those)"
+        f"{PAPER_CONFIRM} most robust at <= 1/4 size, and the {PAPER_CONFIRM} most robust "
+        f"of those with clean >= {PAPER_CLEAN}, again on all 10,000 (the table shows the "
+        "best of those)"
     )
 
 
