@@ -153,22 +153,29 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
     # latency at this size is timing noise (measured, or predicted from a timed
     # calibration), and it moves the ranks that decide promotions: without it the run is
     # the same each time, and this seed's run does promote a stopped trial later
-    tiny_config.update(trials=12, study="mf", objectives=["robust_accuracy", "size_bytes"])
+    tiny_config.update(trials=12, objectives=["robust_accuracy", "size_bytes"])
     tiny_config["space"]["epsilon"] = [0.0, 0.1]
     tiny_config["fidelity"] = {"enabled": True, "min_images": 128, "max_images": 1152, "factor": 3}
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    config = config_from_dict(copy.deepcopy(tiny_config))
-    setup = StudySetup.build(config)
-    assert "epochs" not in {p.name for p in setup.space()}  # the schedule decides
-    study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
-    artifacts = artifact_store(url, str(tmp_path / "artifacts"))
-    run_study(config, setup, study, artifacts)
+    # whether a stopped trial later ranks high enough hangs on float results, and those
+    # differ between CPUs (seed 0 promotes one late on some machines, not on others): the
+    # first seed whose run does is the one checked
+    for seed in range(4):
+        tiny_config.update(seed=seed, study=f"mf{seed}")
+        url = f"sqlite:///{tmp_path / f'study{seed}.db'}"
+        config = config_from_dict(copy.deepcopy(tiny_config))
+        setup = StudySetup.build(config)
+        assert "epochs" not in {p.name for p in setup.space()}  # the schedule decides
+        study = open_study(config, open_storage(url), anchor_points(config, setup.space()))
+        artifacts = artifact_store(url, str(tmp_path / f"artifacts{seed}"))
+        run_study(config, setup, study, artifacts)
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(complete) == 12
+        continued = [t for t in complete if CONTINUES in t.user_attrs]
+        if continued:
+            break
+    assert continued, "no stopped trial was promoted later (seeds 0-3)"
 
     schedule = config.fidelity.rungs()
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(complete) == 12
-    continued = [t for t in complete if CONTINUES in t.user_attrs]
-    assert continued, "no stopped trial was promoted later"
     for trial in complete:
         rungs = trial.user_attrs[RUNGS]
         assert [r["budget"] for r in rungs] == schedule[: len(rungs)]
