@@ -152,7 +152,7 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
 
     # latency at this size is timing noise (measured, or predicted from a timed
     # calibration), and it moves the ranks that decide promotions: without it the run is
-    # the same each time, and this seed's run does promote a stopped trial later
+    # the same each time on one machine
     tiny_config.update(trials=12, objectives=["robust_accuracy", "size_bytes"])
     tiny_config["space"]["epsilon"] = [0.0, 0.1]
     tiny_config["fidelity"] = {"enabled": True, "min_images": 128, "max_images": 1152, "factor": 3}
