@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,13 +204,27 @@ def run(
 def _fit(tuner: tune.Tuner, study: optuna.Study, path: str) -> bool:
     """Run the tuner; remember its experiment until it ends, so a rerun can restore it.
 
-    Returns True when Tune stopped early (Ctrl-C): trials it ran are then still RUNNING
+    Returns True when Tune stopped early (Ctrl-C): trials it ran may then still be RUNNING
     in the study, and `Tuner.restore` picks them up.
+
+    Tune catches the first SIGINT itself and returns from `fit` as if done, so a stop
+    between two trials leaves nothing RUNNING to tell it by. What tells it: Tune's
+    handler puts back the handler it found when the signal comes, and stays installed
+    otherwise (ray.tune.tune._setup_signal_catching, Ray 2.x).
     """
     study.set_user_attr(RAY_EXPERIMENT, path)
-    with contextlib.redirect_stdout(sys.stderr):  # Tune's tables are logs; stdout is results
-        tuner.fit()
-    interrupted = any(
+    before = signal.getsignal(signal.SIGINT)
+    tune_catches = threading.current_thread() is threading.main_thread() and not int(
+        os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0")
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's tables are logs; stdout: results
+            tuner.fit()
+        signalled = tune_catches and signal.getsignal(signal.SIGINT) is before
+    finally:
+        if tune_catches:  # a later Ctrl-C must not go to a finished run's handler
+            signal.signal(signal.SIGINT, before)
+    interrupted = signalled or any(
         WORKER not in t.user_attrs
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     )
