@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ TINY: dict[str, Any] = {
     "evaluation": {"epsilon": 0.1, "steps": 3, "step_size": 0.05},
     "latency": {"warmup": 1, "repeats": 3},
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `pytest -n N` the N worker processes share the CPUs: each, and every process
+    it starts, gets its share of torch's threads (OMP_NUM_THREADS), since oversubscribed
+    threads slow every process several-fold."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def cheap_assessment(config: dict[str, Any], final_restarts: int = 1) -> dict[str, Any]:

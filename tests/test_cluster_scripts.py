@@ -31,6 +31,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time (pytest -n)
 def test_local_ray_script_starts_two_nodes_and_stops_only_them(tmp_path) -> None:
     pytest.importorskip("ray")
     script = ROOT / "cluster" / "local-ray.sh"

@@ -1,8 +1,10 @@
 """Objectives from a real installed distribution (entry-point group aer_search.objectives).
 
-A tiny plug-in distribution is written to a temporary folder and pip-installed into the
-running environment for this module (no network: --no-deps --no-build-isolation), then
-uninstalled. It declares an objective by function, a module of objectives, a module that
+A tiny plug-in distribution is written to a temporary folder and pip-installed (no
+network: --no-deps --no-build-isolation) into a folder of its own that this module puts on
+the import path of itself and of the `search` processes it starts, as PYTHONPATH does for
+a user: entry points are found the same way, and the suite's other processes (pytest
+-n) never see it. It declares an objective by function, a module of objectives, a module that
 fails to import and one that tries to take a built-in's name.
 """
 
@@ -90,17 +92,23 @@ def pip(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The plug-in distribution, installed into this environment while the module runs."""
+    """The plug-in distribution, installed on this module's import path while it runs."""
     root = tmp_path_factory.mktemp("plugin-dist")
     (root / "pyproject.toml").write_text(PYPROJECT)
     for module, source in SOURCES.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
-    pip("install", "--no-deps", "--no-build-isolation", "-q", str(root))
+    site = root / "site"
+    pip("install", "--no-deps", "--no-build-isolation", "-q", "--target", str(site), str(root))
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(site))
+    mp.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))
+    )
     importlib.invalidate_caches()
     try:
         yield DIST
     finally:
-        pip("uninstall", "-y", "-q", DIST)
+        mp.undo()
         importlib.invalidate_caches()
         for module in MODULES:
             sys.modules.pop(module, None)

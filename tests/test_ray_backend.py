@@ -25,6 +25,8 @@ import yaml
 from optuna.trial import TrialState
 
 pytest.importorskip("ray.tune")
+# one Ray cluster at a time on the machine (pytest -n: one worker runs the group)
+pytestmark = pytest.mark.xdist_group("ray")
 
 BIN = Path(sys.executable).parent
 SCRIPT = BIN / "search"
@@ -360,3 +362,48 @@ def test_ray_promotes_rung_by_rung_as_the_local_driver_does(tiny_config, tmp_pat
     study = optuna.load_study(study_name=tiny_config["study"], storage=open_storage(url))
     assert replay_decisions(study, config_from_dict(study.user_attrs["config"])) == []
     assert {row["trial"] for row in json.loads(out)} <= {t.number for t in complete}
+
+
+def test_a_ctrl_c_between_two_trials_is_an_interruption(tmp_path) -> None:
+    """Guards: Tune swallows the first SIGINT and returns from `fit` as if done; one that
+    comes between two trials leaves no RUNNING trial behind, yet the run stopped early:
+    `_fit` must say so (the CLI exits 130) and keep the experiment for `Tuner.restore`."""
+    import ray
+    from ray import tune
+
+    from search.backends._ray import _fit
+    from search.study import RAY_EXPERIMENT
+
+    class CtrlCAfterFirstTrial(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def trainable(config: dict) -> dict:
+        return {"score": config["x"]}
+
+    study = optuna.create_study()
+    before = signal.getsignal(signal.SIGINT)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
+    try:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"x": tune.grid_search([1, 2, 3])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=1),
+            run_config=tune.RunConfig(
+                storage_path=str(tmp_path), verbose=0, callbacks=[CtrlCAfterFirstTrial()]
+            ),
+        )
+        assert _fit(tuner, study, str(tmp_path / "experiment")) is True
+        assert study.user_attrs[RAY_EXPERIMENT] == str(tmp_path / "experiment")
+        assert signal.getsignal(signal.SIGINT) is before
+
+        done = tune.Tuner(
+            trainable,
+            param_space={"x": tune.grid_search([1])},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+        )
+        assert _fit(done, study, str(tmp_path / "second")) is False  # ran to its end
+        assert study.user_attrs[RAY_EXPERIMENT] is None
+        assert signal.getsignal(signal.SIGINT) is before  # not left to Tune's handler
+    finally:
+        ray.shutdown()

@@ -2,9 +2,11 @@
 
 The section's code blocks are taken in order: a block whose first line is `# PATH` is a
 file and is written under a temporary folder; a `bash` block's lines are run (`pip
-install` into this environment, `search` as the console script); a `python` block is
+install` into a folder on the import path of this test and of the `search` processes, as
+PYTHONPATH does, so the suite's other processes never see the plug-in; `search` as the
+console script); a `python` block is
 executed in one namespace shared by the blocks; written `tests/test_*.py` files are run
-as pytest would run their `Test*` classes. The installed plug-in is uninstalled after.
+as pytest would run their `Test*` classes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    site = tmp_path / "site"  # where `pip install` puts distributions (run_line)
     monkeypatch.syspath_prepend(str(work))
+    monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv("AER_SEARCH_STORAGE", raising=False)
     monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(p for p in (str(work), os.environ.get("PYTHONPATH")) if p)
+        "PYTHONPATH",
+        os.pathsep.join(p for p in (str(site), str(work), os.environ.get("PYTHONPATH")) if p),
     )
     get_objective("size_bytes")
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
@@ -96,8 +100,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             sys.modules.pop(name, None)
 
 
-def run_line(line: str, work: Path, installed: list[str]) -> str:
-    """Run one shell line of the README: `pip install DIR` or `search ...`."""
+def run_line(line: str, work: Path) -> str:
+    """Run one shell line of the README: `pip install DIR` (into the workdir fixture's
+    site folder) or `search ...`."""
     words = shlex.split(line)
     if words[:2] == ["pip", "install"]:
         target = work / words[2]
@@ -109,9 +114,10 @@ def run_line(line: str, work: Path, installed: list[str]) -> str:
             "--no-deps",
             "--no-build-isolation",
             "-q",
+            "--target",
+            str(work.parent / "site"),
             str(target),
         ]
-        installed.append(tomllib.loads((target / "pyproject.toml").read_text())["project"]["name"])
     elif words[0] == "search":
         command = [str(SCRIPT), *words[1:]]
     else:
@@ -148,28 +154,19 @@ def test_plug_in_your_own_runs_as_written(workdir: Path) -> None:
         if path is not None:
             (workdir / path).parent.mkdir(parents=True, exist_ok=True)
             (workdir / path).write_text(code)
-    installed: list[str] = []
     outputs: dict[str, str] = {}
     namespace: dict[str, Any] = {"__name__": "readme"}
-    try:
-        for lang, code in blocks:
-            if file_path(code) is not None:
-                continue
-            if lang == "bash":
-                for line in code.splitlines():
-                    if line.strip():
-                        outputs[line.strip()] = run_line(line.strip(), workdir, installed)
-            elif lang == "python":
-                exec(compile(code, str(README), "exec"), namespace)
-        assert run_written_tests(workdir) == 4
-    finally:
-        for dist in installed:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "uninstall", "-y", "-q", dist],
-                capture_output=True,
-                timeout=300,
-            )
-        importlib.invalidate_caches()
+    for lang, code in blocks:
+        if file_path(code) is not None:
+            continue
+        if lang == "bash":
+            for line in code.splitlines():
+                if line.strip():
+                    outputs[line.strip()] = run_line(line.strip(), workdir)
+        elif lang == "python":
+            exec(compile(code, str(README), "exec"), namespace)
+    assert run_written_tests(workdir) == 4
+    importlib.invalidate_caches()
 
     listed = next(
         line

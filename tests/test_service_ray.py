@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from service_harness import Service, fast_config, free_port, pretrain_base, wait_until
 
-pytestmark = pytest.mark.slow
+# one Ray cluster at a time on the machine (pytest -n: one worker runs the group)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 BIN = Path(sys.executable).parent
 
 
