@@ -129,10 +129,10 @@ def run_captured(argv: list[str]) -> Captured:
 def ran_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The tiny study through `search run CONFIG --storage sqlite:///DB`, three times:
     `--trials 2`, then the same command with `--trials 4` (resume), then once more."""
-    from conftest import TINY
+    from conftest import TINY, cheap_assessment
 
     root = tmp_path_factory.mktemp("ran")
-    config = copy.deepcopy(TINY)
+    config = cheap_assessment(copy.deepcopy(TINY))  # the export re-assesses the front
     config_path = root / "study.yaml"
     config_path.write_text(yaml.safe_dump(config))
     url = sqlite_url(root / "study.db")

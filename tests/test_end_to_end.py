@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 import plugins_for_tests as plugins
 import pytest
+from conftest import cheap_assessment
 from optuna.trial import TrialState
 
 TESTS = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def test_console_script_runs_a_study_whose_plugins_fail_some_trials(
 ) -> None:
     assert SCRIPT.is_file(), f"console script missing at {SCRIPT}"
     tiny_config.update(study="plugged", trials=4, objectives=["robust_accuracy", EXPLODES, NAN])
-    config = write_config(tiny_config)
+    config = write_config(cheap_assessment(tiny_config))  # `search pareto` re-assesses
     url = "sqlite:///plugged.db"
 
     run = search("run", str(config), "--storage", url, cwd=tmp_path)

@@ -157,9 +157,9 @@ def test_a_multi_fidelity_study_records_every_rung_and_ships_the_last(
     tiny_config["space"]["epsilon"] = [0.0, 0.1]
     tiny_config["fidelity"] = {"enabled": True, "min_images": 128, "max_images": 1152, "factor": 3}
     # whether a stopped trial later ranks high enough hangs on float results, and those
-    # differ between CPUs (seed 0 promotes one late on some machines, not on others): the
-    # first seed whose run does is the one checked
-    for seed in range(4):
+    # differ between CPUs (seed 0 promotes one late on some machines, seed 1 on others):
+    # the first seed whose run does is the one checked
+    for seed in (1, 0, 2, 3):
         tiny_config.update(seed=seed, study=f"mf{seed}")
         url = f"sqlite:///{tmp_path / f'study{seed}.db'}"
         config = config_from_dict(copy.deepcopy(tiny_config))
