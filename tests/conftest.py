@@ -36,24 +36,6 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that start a Ray cluster first, then those with slow end-to-end runs, then
-    the rest (each module's tests keep their order): under `pytest -n` the long serial
-    Ray group then runs beside the rest of the suite instead of after it."""
-
-    def rank(module: str) -> int:
-        marks = [m for item in by_module[module] for m in item.iter_markers()]
-        if any(m.name == "xdist_group" and m.args == ("ray",) for m in marks):
-            return 0
-        return 1 if any(m.name == "slow" for m in marks) else 2
-
-    by_module: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
-    ranks = {module: rank(module) for module in by_module}
-    items.sort(key=lambda item: ranks[item.nodeid.split("::")[0]])
-
-
 def cheap_assessment(config: dict[str, Any], final_restarts: int = 1) -> dict[str, Any]:
     """Make a tiny study's test re-assessment cheap: 100 test images, a 3-step final
     attack, sanity checks at twice the steps. Returns `config`, changed in place."""
