@@ -195,7 +195,9 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     # end before a poll saw the second node mid-trial)
     tiny_config["space"].update(epochs=[6, 8], strategies=["adversarial"], epsilon=[0.05, 0.1])
     tiny_config["finetune"]["steps"] = 10
-    config = write_config(tiny_config, tmp_path, trials=6)
+    # 4 trials: two finished (one per node), one mid-trial on the node that dies, and one
+    # more, so the lost trial's retry still has company on the head
+    config = write_config(tiny_config, tmp_path, trials=4)
     run = search(
         "run",
         str(config),
@@ -222,11 +224,11 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     assert run.returncode == 0, err[-3000:]
     study = load(url)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
-    assert len(finished) == 6 and not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(finished) == 4 and not study.get_trials(states=(TrialState.RUNNING,))
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     assert len({t.user_attrs["ray"]["node"] for t in complete}) == 2  # both nodes worked
-    assert len(complete) >= 5  # the trial on the lost node was retried elsewhere
+    assert len(complete) >= 3  # the trial on the lost node was retried elsewhere
     front = json.loads(out)
     assert front and {row["trial"] for row in front} <= {t.number for t in complete}
     pareto = subprocess.run(
@@ -243,7 +245,7 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
 @pytest.mark.slow
 def test_an_interrupted_ray_run_resumes_and_keeps_its_trials(tiny_config, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    config = write_config(tiny_config, tmp_path, trials=5)
+    config = write_config(tiny_config, tmp_path, trials=4)
     tiny_config["ray"]["max_concurrent"] = 1
     config.write_text(yaml.safe_dump(tiny_config))
     run = search("run", str(config), "--backend", "ray", "--storage", url, cwd=tmp_path)
@@ -253,7 +255,7 @@ def test_an_interrupted_ray_run_resumes_and_keeps_its_trials(tiny_config, tmp_pa
     assert run.returncode == 130, err[-3000:]
     assert "resume" in err
     before = {t.number: t.values for t in trials_in(url, TrialState.COMPLETE)}
-    assert 2 <= len(before) < 5
+    assert 2 <= len(before) < 4
     assert load(url).user_attrs["ray.experiment"]  # kept for Tuner.restore
 
     again = search("run", str(config), "--backend", "ray", "--storage", url, cwd=tmp_path)
@@ -264,7 +266,7 @@ def test_an_interrupted_ray_run_resumes_and_keeps_its_trials(tiny_config, tmp_pa
     after = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert {n: after.get(n) for n in before} == before  # completed trials kept as they were
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.FAIL))
-    assert len(finished) == 5 and not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(finished) == 4 and not study.get_trials(states=(TrialState.RUNNING,))
     assert study.user_attrs["ray.experiment"] is None
 
 
