@@ -88,7 +88,15 @@ class Service:
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=300)
+        # no kept-alive connections: one left idle past uvicorn's keep-alive timeout (5 s,
+        # e.g. while a test runs a CLI subprocess) can be closed by the server just as the
+        # next request goes out on it, and httpx does not resend a POST
+        self.client = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=300,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     def start(self) -> Service:
         args = [

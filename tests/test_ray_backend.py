@@ -195,9 +195,7 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     # end before a poll saw the second node mid-trial)
     tiny_config["space"].update(epochs=[6, 8], strategies=["adversarial"], epsilon=[0.05, 0.1])
     tiny_config["finetune"]["steps"] = 10
-    # 4 trials: two finished (one per node), one mid-trial on the node that dies, and one
-    # more, so the lost trial's retry still has company on the head
-    config = write_config(tiny_config, tmp_path, trials=4)
+    config = write_config(tiny_config, tmp_path, trials=6)
     run = search(
         "run",
         str(config),
@@ -224,11 +222,11 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(
     assert run.returncode == 0, err[-3000:]
     study = load(url)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
-    assert len(finished) == 4 and not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(finished) == 6 and not study.get_trials(states=(TrialState.RUNNING,))
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     assert len({t.user_attrs["ray"]["node"] for t in complete}) == 2  # both nodes worked
-    assert len(complete) >= 3  # the trial on the lost node was retried elsewhere
+    assert len(complete) >= 5  # the trial on the lost node was retried elsewhere
     front = json.loads(out)
     assert front and {row["trial"] for row in front} <= {t.number for t in complete}
     pareto = subprocess.run(

@@ -222,8 +222,9 @@ def test_front_member_and_whole_front_download_as_zips_of_the_export(
 
 
 def test_bad_configs_get_the_cli_message_as_422_and_start_nothing(
-    service: Service, tmp_path: Path
+    service: Service, studies: dict[str, Any], tmp_path: Path
 ) -> None:
+    # `studies`: the API's study exists, so submitting it again must be refused (409)
     before = sorted(p.name for p in (service.data_dir / "studies").iterdir())
     bad = {"study": "typo", "trails": 3}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
