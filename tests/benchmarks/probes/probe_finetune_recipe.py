@@ -35,6 +35,7 @@ from torch.utils.data import Subset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/benchmarks
 from paper_protocol import paper_pgd  # noqa: E402
 
+from search.compress import size_bytes
 from search.config import read_config
 from search.robust import KeepBest, clean_accuracy, finetune, robust_accuracy
 from search.study import StudySetup, compress
@@ -120,7 +121,8 @@ def run_variant(
     best = {"keep_best": True, "epoch": keep.best_epoch, **scores(setup, model, test)}
     model.load_state_dict(last)
     final = {"keep_best": False, "epoch": epochs, **scores(setup, model, test)}
-    return [{**variant, **row, "cpu": round(cpu)} for row in (final, best)]
+    size = size_bytes(model)  # packed: the pruned shapes at the plan's bits
+    return [{**variant, **row, "cpu": round(cpu), "size_bytes": size} for row in (final, best)]
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
